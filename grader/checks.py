@@ -1,0 +1,55 @@
+"""What a part's checker reports, and how it becomes points.
+
+A checker returns, per test name, an Outcome: a list of Cases (each passed or not, with a message a student
+can read) or a blocker (the file is missing, does not import, uses a forbidden module...) that zeroes the test.
+Points are the test's weight times the share of cases passed: partial credit per case.
+"""
+from dataclasses import dataclass, field
+
+from grader.results import TestResult
+
+
+@dataclass
+class Case:
+    label: str          # e.g. "hidden case 3 (stride 2, pad 0, non-square 2x3 kernel)": never input values
+    ok: bool
+    message: str = ""   # what differed, or the error reached when ok
+
+
+@dataclass
+class Outcome:
+    cases: list = field(default_factory=list)
+    blocker: str = ""   # zero for the whole test, and why
+    notes: list = field(default_factory=list)   # diagnosis shown under the cases
+
+    def add(self, label, ok, message=""):
+        self.cases.append(Case(label, ok, message))
+
+    @property
+    def fraction(self):
+        if self.blocker or not self.cases:
+            return 0.0
+        return sum(c.ok for c in self.cases) / len(self.cases)
+
+
+def blocked(names, reason):
+    """The same blocker for every test of a part (a missing file, an import error)."""
+    return {name: Outcome(blocker=reason) for name in names}
+
+
+def to_result(number, name, points, outcome, show_cases=True, visibility="visible"):
+    if outcome is None:
+        outcome = Outcome(blocker="not checked (an internal error of the grader: please tell your TA)")
+    score = points * outcome.fraction
+    if outcome.blocker:
+        lines = [outcome.blocker]
+    else:
+        passed = sum(c.ok for c in outcome.cases)
+        lines = [f"{passed} of {len(outcome.cases)} cases passed" if passed < len(outcome.cases)
+                 else f"all {len(outcome.cases)} cases passed"]
+        if show_cases:
+            lines += [f"  {'ok  ' if c.ok else 'FAIL'} {c.label}" + (f": {c.message}" if c.message and not c.ok else "")
+                      for c in outcome.cases]
+        lines += outcome.notes
+    return TestResult(number=number, name=name, max_score=points, score=score, output="\n".join(lines),
+                      visibility=visibility)

@@ -1,0 +1,66 @@
+"""Command line: ``python -m grader {release,grade,build} ...`` (also installed as ``convlab``)."""
+import argparse
+import sys
+
+from grader.assignments import DEFAULT, get_assignment
+
+
+def _release(args):
+    from grader.release import release
+
+    changed = release(args.assignment)
+    if changed:
+        print(f"assignments/{args.assignment}: {len(changed)} file(s) written or removed:")
+        for rel in changed:
+            print(f"  {rel}")
+    else:
+        print(f"assignments/{args.assignment}: already in sync with solutions/{args.assignment}")
+    return 0
+
+
+def _grade(args):
+    from pathlib import Path
+
+    from grader.grade import grade_to_file
+    from grader.results import table
+
+    if not Path(args.submission).exists():
+        print(f"convlab grade: error: no such file or folder: {args.submission}", file=sys.stderr)
+        return 2
+    tests, extra = grade_to_file(args.submission, args.out, args.assignment, parts=args.part,
+                                 log=lambda message: print(message, file=sys.stderr))
+    print(table(tests))
+    print(extra["output"])
+    print(f"results written to {args.out}")
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="convlab", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    release = commands.add_parser("release", help="regenerate assignments/A/ from solutions/A/")
+    release.add_argument("assignment", nargs="?", default=DEFAULT)
+    release.set_defaults(run=_release)
+
+    grade = commands.add_parser("grade", help="grade a submission folder or zip; write results.json")
+    grade.add_argument("submission", help="a folder or a zip of the submitted files")
+    grade.add_argument("--assignment", default=DEFAULT)
+    grade.add_argument("--out", default="results.json", help="where to write Gradescope's results.json")
+    grade.add_argument("--part", action="append", help="grade only this part (repeatable)")
+    grade.set_defaults(run=_grade)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        get_assignment(args.assignment)
+    except LookupError as error:
+        parser.error(str(error))
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""The assignment ``cnn``: convolutional networks."""
+from grader.assignments import Assignment
+from grader.cnn import points
+
+ASSIGNMENT = Assignment(
+    name="cnn",
+    title="Convolutional Networks",
+    handout_extras={
+        "tests/torch_reference.py": "grader/cnn/oracles/layers.py",
+        "tests/compare.py": "grader/compare.py",
+    },
+    parts=points.PARTS,
+    checkers={"layers": "grader.cnn.check_layers"},
+    visibility=points.VISIBILITY,
+    show_cases=points.SHOW_CASES,
+)

@@ -1,0 +1,290 @@
+"""Checker of layers.py: hidden cases per submission against PyTorch float64, plus numerical gradients of the
+student's own forward (computed here from forward values the child returns) to say which half is wrong.
+
+One child per function family (conv, max pool, avg pool, batchnorm, spatial batchnorm), so a function that
+hangs costs its family's time, not the whole part's.
+"""
+import numpy as np
+
+from grader.checks import Outcome, blocked
+from grader.cnn import cases
+from grader.cnn.oracles import layers as ref
+from grader.compare import compare
+from grader.plan import Plan, static_violations
+
+FILE = "layers.py"
+FORBIDDEN_MODULES = ("torch", "tensorflow", "jax", "scipy.signal", "scipy.ndimage")
+FORBIDDEN_ATTRIBUTES = ("convolve", "correlate")
+TOL = 1e-7                 # float64 against PyTorch float64
+FLOAT32_TOL = 1e-3         # float32 inputs: single-precision round-off over sums of a few hundred terms
+NUMERIC_TOL = 1e-5         # against a numerical gradient (round-off near 1e-10 in absolute terms: floor 1e-5)
+H = 1e-5
+NUMERIC_POINTS = 6         # coordinates of x per case at which the numerical gradient is taken
+
+
+def _label(i, case):
+    return f"hidden case {i + 1} ({case['category']})"
+
+
+def _check(what, got, expected, tol=TOL, **options):
+    ok, message, _ = compare(what, got, expected, tol, show_where=False, **options)
+    return ok, message
+
+
+class Family:
+    """The calls and verdicts for one forward / backward pair over its cases."""
+
+    def __init__(self, forward, backward, rng):
+        self.forward, self.backward, self.rng = forward, backward, rng
+        self.plan = Plan("layers")
+        self.numeric = {}   # case index -> (flat indices, id of the forward values at x +- h)
+
+    def plan_numeric(self, i, args, dout_shape):
+        """Ask for the forward at x +- h e_j for a few coordinates j of x (args[0]), no ties assumed."""
+        x = args[0]
+        flat = self.rng.choice(x.size, size=min(NUMERIC_POINTS, x.size), replace=False)
+        points = []
+        for j in flat:
+            for sign in (1, -1):
+                p = x.copy()
+                p.flat[j] += sign * H
+                points.append(p)
+        refs = [self.plan.array(a) if isinstance(a, np.ndarray) else {"v": a} for a in args]
+        id = self.plan.call("builtin:forward_at", {"fn": self.forward}, {"list": refs}, {"v": 0},
+                            self.plan.array(np.stack(points)), id=f"numeric{i}")
+        self.numeric[i] = (flat, id)
+
+    def numeric_verdict(self, i, dx, dout, forward_ok):
+        """A sentence saying whether the backward agrees with the student's own forward, or ''."""
+        if i not in self.numeric or not isinstance(dx, np.ndarray):
+            return ""
+        flat, id = self.numeric[i]
+        ok, values = self.plan.answer(id)
+        if not ok or not isinstance(values, np.ndarray) or values.shape[0] != 2 * len(flat) \
+                or values.shape[1:] != dout.shape or dx.size <= int(flat.max()):
+            return ""
+        numeric = np.array([np.sum((values[2 * k] - values[2 * k + 1]) * dout) / (2 * H) for k in range(len(flat))])
+        agrees, _ = _check("dx", dx.reshape(-1)[flat].astype(np.float64), numeric, NUMERIC_TOL, floor=1e-5, dtype=None)
+        if agrees and not forward_ok:
+            return " Your backward agrees with the numerical gradient of your forward, but the forward is wrong: " \
+                   "fix the forward first."
+        if not agrees and forward_ok:
+            return " Your forward is right, and your backward does not match its numerical gradient: the " \
+                   "backward is at fault."
+        if not agrees:
+            return " Your backward does not match the numerical gradient of your own forward either."
+        return ""
+
+
+def _conv(source, rng, limits):
+    fam = Family("conv_forward_naive", "conv_backward_naive", rng)
+    plan, outcome_f, outcome_b = fam.plan, Outcome(), Outcome()
+    drawn = cases.conv_cases(rng)
+    x32 = cases.conv_case(rng, 1, 1, True)
+    for i, case in enumerate(drawn + [x32]):
+        x, w, b = (case["inputs"][k] for k in "xwb")
+        if i == len(drawn):
+            x, w, b = (a.astype(np.float32) for a in (x, w, b))
+        params = {"v": case["params"]}
+        plan.call(fam.forward, plan.array(x), plan.array(w), plan.array(b), params, id=f"f{i}", save=f"r{i}", pick=0)
+        if i < len(drawn):
+            s, p = case["params"]["stride"], case["params"]["pad"]
+            out_shape = ref.conv_forward(x, w, b, s, p).shape
+            case["dout"] = rng.standard_normal(out_shape)
+            plan.call(fam.backward, plan.array(case["dout"]), {"var": f"r{i}", "at": [1]}, id=f"b{i}")
+            fam.plan_numeric(i, [x, w, b, case["params"]], out_shape)
+    yield plan
+    for i, case in enumerate(drawn):
+        x, w, b = (case["inputs"][k] for k in "xwb")
+        s, p = case["params"]["stride"], case["params"]["pad"]
+        label = _label(i, case)
+        ok, out = plan.answer(f"f{i}")
+        forward_ok, message = _check("out", out, ref.conv_forward(x, w, b, s, p)) if ok else (False, out)
+        outcome_f.add(label, forward_ok, message)
+        ok, grads = plan.answer(f"b{i}")
+        expected = ref.conv_backward(x, w, b, s, p, case["dout"])
+        outcome_b.add(label, *_grads_verdict(ok, grads, expected, ("dx", "dw", "db"),
+                                             lambda dx: fam.numeric_verdict(i, dx, case["dout"], forward_ok)))
+    x, w, b = (x32["inputs"][k] for k in "xwb")
+    ok, out = plan.answer(f"f{len(drawn)}")
+    outcome_f.add("float32 input (float32 tolerance)", *(
+        _check("out", out, ref.conv_forward(x, w, b, 1, 1), FLOAT32_TOL, dtype=None, floor=1e-3) if ok else (False, out)))
+    yield {fam.forward: outcome_f, fam.backward: outcome_b}
+
+
+def _grads_verdict(ok, grads, expected, names, numeric_note):
+    """(ok, message) for a backward's tuple of gradients against PyTorch's."""
+    if not ok:
+        return False, grads
+    if not isinstance(grads, tuple) or len(grads) != len(names):
+        return False, f"returned {type(grads).__name__}" + (f" of {len(grads)}" if isinstance(grads, tuple) else "") \
+            + f", expected a tuple ({', '.join(names)})"
+    for name, got, exp in zip(names, grads, expected):
+        good, message = _check(name, got, exp)
+        if not good:
+            return False, message + ("." + numeric_note(grads[0]) if name == names[0] else "")
+    return True, ""
+
+
+def _pool(kind):
+    def family(source, rng, limits):
+        fam = Family(f"{kind}_pool_forward_naive", f"{kind}_pool_backward_naive", rng)
+        plan, outcome_f, outcome_b = fam.plan, Outcome(), Outcome()
+        drawn = cases.pool_cases(rng) + (cases.pool_cases(rng, ties=True)[:2] if kind == "max" else [])
+        x32 = cases.pool_case(rng, 2, 2, 2)
+        for i, case in enumerate(drawn + [x32]):
+            x = case["inputs"]["x"]
+            if i == len(drawn):
+                x = x.astype(np.float32)
+            plan.call(fam.forward, plan.array(x), {"v": case["params"]}, id=f"f{i}", save=f"r{i}", pick=0)
+            if i < len(drawn):
+                p = case["params"]
+                out_shape = ref.pool_forward(kind, x, p["pool_height"], p["pool_width"], p["stride"]).shape
+                case["dout"] = rng.standard_normal(out_shape)
+                plan.call(fam.backward, plan.array(case["dout"]), {"var": f"r{i}", "at": [1]}, id=f"b{i}")
+                if "ties" not in case["category"]:
+                    fam.plan_numeric(i, [x, p], out_shape)
+        yield plan
+        for i, case in enumerate(drawn):
+            x, p = case["inputs"]["x"], case["params"]
+            args = (x, p["pool_height"], p["pool_width"], p["stride"])
+            label = _label(i, case)
+            ok, out = plan.answer(f"f{i}")
+            forward_ok, message = _check("out", out, ref.pool_forward(kind, *args)) if ok else (False, out)
+            outcome_f.add(label, forward_ok, message)
+            ok, dx = plan.answer(f"b{i}")
+            expected = ref.pool_backward(kind, *args, case["dout"])
+            if ok:
+                good, message = _check("dx", dx, expected)
+                if not good:
+                    message += "." + fam.numeric_verdict(i, dx, case["dout"], forward_ok)
+                outcome_b.add(label, good, message)
+            else:
+                outcome_b.add(label, False, dx)
+        x, p = x32["inputs"]["x"], x32["params"]
+        ok, out = plan.answer(f"f{len(drawn)}")
+        outcome_f.add("float32 input (float32 tolerance)", *(
+            _check("out", out, ref.pool_forward(kind, x, 2, 2, 2), FLOAT32_TOL, dtype=None, floor=1e-3)
+            if ok else (False, out)))
+        yield {fam.forward: outcome_f, fam.backward: outcome_b}
+    return family
+
+
+def _batchnorm(spatial):
+    prefix = "spatial_" if spatial else ""
+
+    def family(source, rng, limits):
+        fam = Family(f"{prefix}batchnorm_forward", f"{prefix}batchnorm_backward", rng)
+        backwards = [fam.backward] + ([] if spatial else ["batchnorm_backward_alt"])
+        plan = fam.plan
+        drawn = cases.batchnorm_cases(rng, spatial=spatial)
+        for i, case in enumerate(drawn):
+            x, gamma, beta = (plan.array(case["inputs"][k]) for k in ("x", "gamma", "beta"))
+            p = case["params"]
+            stats = {k: plan.array(p[k]) for k in ("running_mean", "running_var")}
+            plan.call("builtin:dict", mode={"v": "train"}, eps={"v": p["eps"]}, momentum={"v": p["momentum"]},
+                      **stats, save=f"bn{i}")
+            plan.call(fam.forward, x, gamma, beta, {"var": f"bn{i}"}, id=f"f{i}", save=f"r{i}", pick=0)
+            for key in ("running_mean", "running_var"):
+                plan.call("builtin:lookup", {"var": f"bn{i}"}, {"v": key}, id=f"{key}{i}")
+            case["dout"] = rng.standard_normal(case["inputs"]["x"].shape)
+            for backward in backwards:
+                plan.call(backward, plan.array(case["dout"]), {"var": f"r{i}", "at": [1]}, id=f"{backward}{i}")
+            fam.plan_numeric(i, [case["inputs"]["x"], case["inputs"]["gamma"], case["inputs"]["beta"],
+                                 {"mode": "train", "eps": p["eps"]}], case["dout"].shape)
+            # Test mode with the case's running statistics: normalise with them, leave them alone.
+            plan.call("builtin:dict", mode={"v": "test"}, eps={"v": p["eps"]}, **stats, save=f"bt{i}")
+            plan.call(fam.forward, x, gamma, beta, {"var": f"bt{i}"}, id=f"t{i}", pick=0)
+            for key in ("running_mean", "running_var"):
+                plan.call("builtin:lookup", {"var": f"bt{i}"}, {"v": key}, id=f"t{key}{i}")
+        first = drawn[0]["inputs"]
+        plan.call("builtin:dict", mode={"v": "train"}, save="defaults")
+        plan.call(fam.forward, *(plan.array(first[k]) for k in ("x", "gamma", "beta")), {"var": "defaults"},
+                  id="d", pick=0)
+        for key in ("running_mean", "running_var"):
+            plan.call("builtin:lookup", {"var": "defaults"}, {"v": key}, id=f"d{key}")
+        plan.call(fam.forward, *(plan.array(first[k].astype(np.float32)) for k in ("x", "gamma", "beta")),
+                  {"v": {"mode": "train"}}, id="f32", pick=0)
+        yield plan
+
+        outcomes = {name: Outcome() for name in [fam.forward] + backwards}
+        forward = outcomes[fam.forward]
+        for i, case in enumerate(drawn):
+            x, gamma, beta = (case["inputs"][k] for k in ("x", "gamma", "beta"))
+            p = case["params"]
+            label = _label(i, case)
+            ok, out = plan.answer(f"f{i}")
+            forward_ok, message = _check("out", out, ref.batchnorm_forward(x, gamma, beta, p["eps"])) if ok \
+                else (False, out)
+            forward.add(f"{label}, train mode", forward_ok, message)
+            expected_stats = ref.batchnorm_running_stats(x, p["running_mean"], p["running_var"], p["momentum"])
+            forward.add(f"{label}, running statistics after a train step",
+                        *_stats_verdict(plan, [f"running_mean{i}", f"running_var{i}"], expected_stats,
+                                        "(momentum * old + (1 - momentum) * batch, biased variance)"))
+            ok, out = plan.answer(f"t{i}")
+            expected = ref.batchnorm_test_forward(x, gamma, beta, p["running_mean"], p["running_var"], p["eps"])
+            good, message = _check("out", out, expected) if ok else (False, out)
+            if good:
+                good, message = _stats_verdict(plan, [f"trunning_mean{i}", f"trunning_var{i}"],
+                                               (p["running_mean"], p["running_var"]), "must not change in test mode")
+            forward.add(f"{label}, test mode", good, message)
+            expected = ref.batchnorm_backward(x, gamma, beta, case["dout"], p["eps"])
+            for backward in backwards:
+                ok, grads = plan.answer(f"{backward}{i}")
+                outcomes[backward].add(label, *_grads_verdict(
+                    ok, grads, expected, ("dx", "dgamma", "dbeta"),
+                    lambda dx: fam.numeric_verdict(i, dx, case["dout"], forward_ok)))
+        first = drawn[0]["inputs"]
+        channels = first["gamma"].shape[0]
+        defaults = ref.batchnorm_running_stats(first["x"], np.zeros(channels), np.zeros(channels), 0.9)
+        ok, out = plan.answer("d")
+        good, message = _check("out", out, ref.batchnorm_forward(first["x"], first["gamma"], first["beta"])) if ok \
+            else (False, out)
+        if good:
+            good, message = _stats_verdict(plan, ["drunning_mean", "drunning_var"], defaults,
+                                           "(defaults: eps 1e-5, momentum 0.9, running statistics zeros)")
+        forward.add("bn_param with only a mode (the defaults)", good, message)
+        ok, out = plan.answer("f32")
+        forward.add("float32 input (float32 tolerance)", *(
+            _check("out", out, ref.batchnorm_forward(first["x"], first["gamma"], first["beta"]), FLOAT32_TOL,
+                   dtype=None, floor=1e-3) if ok else (False, out)))
+        yield outcomes
+    return family
+
+
+def _stats_verdict(plan, ids, expected, hint):
+    for id, exp, name in zip(ids, expected, ("running_mean", "running_var")):
+        ok, got = plan.answer(id)
+        if not ok:
+            return False, f'bn_param["{name}"] could not be read after the call: {got}'
+        good, message = _check(f'bn_param["{name}"]', got, exp)
+        if not good:
+            return False, f"{message} {hint}"
+    return True, ""
+
+
+FAMILIES = [_conv, _pool("max"), _pool("avg"), _batchnorm(False), _batchnorm(True)]
+
+
+def check(files, rng, limits, names):
+    """{test name: Outcome} for the functions in ``names``."""
+    if FILE not in files:
+        return blocked(names, f"{FILE} was not submitted")
+    source = files[FILE]
+    static = static_violations(source, FORBIDDEN_MODULES, FORBIDDEN_ATTRIBUTES)
+    outcomes = {}
+    for family in FAMILIES:
+        steps = family(source, rng, limits)
+        plan = next(steps)
+        plan.run({FILE: source}, limits, forbidden=FORBIDDEN_MODULES)
+        error = plan.import_error()
+        if error:
+            return blocked(names, f"{FILE} could not be imported: {error}")
+        outcomes.update(next(steps))
+        for function, what in plan.runtime_violations().items():
+            static.setdefault(function, ", ".join(what) + " while it ran")
+    for function, reason in static.items():
+        if function in outcomes:
+            outcomes[function] = Outcome(blocker=f"{function} {reason}, which layers.py may not use (see the "
+                                                 "contract): no points for this function")
+    return {name: outcomes.get(name) for name in names}

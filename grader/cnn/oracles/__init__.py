@@ -1,0 +1,1 @@
+"""Independent references the grader (and the public tests) compare student work against."""

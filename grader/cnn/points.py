@@ -1,0 +1,25 @@
+"""Where every point comes from. Edit the weights here; numbers order the tests on Gradescope.
+
+Each part grades one submitted file; each test of a part is (number, name, points). Layers 45, initializers
+10, resnet 20, quiz 10: 85 here, and 15 kept for the milestone checkpoint, which joins with its own checker.
+"""
+PARTS = {
+    "layers": ("layers.py", [
+        ("1.1", "conv_forward_naive", 6),
+        ("1.2", "conv_backward_naive", 8),
+        ("1.3", "max_pool_forward_naive", 4),
+        ("1.4", "max_pool_backward_naive", 5),
+        ("1.5", "avg_pool_forward_naive", 2),
+        ("1.6", "avg_pool_backward_naive", 3),
+        ("1.7", "batchnorm_forward", 6),
+        ("1.8", "batchnorm_backward", 5),
+        ("1.9", "batchnorm_backward_alt", 2),
+        ("1.10", "spatial_batchnorm_forward", 2),
+        ("1.11", "spatial_batchnorm_backward", 2),
+    ]),
+}
+
+# Gradescope visibility of every test: "visible", "after_due_date", "after_published" or "hidden".
+VISIBILITY = "visible"
+# Show each hidden case's category and verdict (never its input values); False shows only how many passed.
+SHOW_CASES = True

@@ -1,0 +1,79 @@
+"""Grade one submission: read it, draw its hidden cases, run each part's checker, score, report.
+
+Every part is checked on its own: a missing or broken file costs that part only, and an internal error of a
+checker costs that part a message, never the run.
+"""
+import importlib
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+import grader
+from grader import results, submission
+from grader.assignments import get_assignment
+from grader.checks import blocked, to_result
+from grader.sandbox import Limits
+
+
+def gradescope_metadata(root):
+    """The submission id Gradescope records (for the seed), or None outside Gradescope."""
+    path = Path(root) / "submission_metadata.json"
+    try:
+        data = json.loads(path.read_text())
+        return {"id": data.get("id"), "assignment": (data.get("assignment") or {}).get("id")}
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def part_rng(seed, part):
+    """One independent stream per part, so adding a part never changes another's hidden cases."""
+    return np.random.default_rng([seed, *part.encode()])
+
+
+def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=print):
+    """Grade the submission at ``path``; return ``(test results, extra fields for results.json)``."""
+    spec = get_assignment(assignment)
+    limits = limits or Limits()
+    sub = submission.load(path, spec.submission_files)
+    seed = sub.seed(metadata)
+    out = []
+    for part, (file, tests) in spec.parts.items():
+        if parts and part not in parts:
+            continue
+        names = [name for _, name, _ in tests]
+        started = time.monotonic()
+        if file not in sub.files:
+            outcomes = blocked(names, f"{file} was not submitted: no points for this part")
+        else:
+            try:
+                checker = importlib.import_module(spec.checkers[part])
+                outcomes = checker.check(sub.files, part_rng(seed, part), limits, names)
+            except Exception:  # the grader's own bug: this part gets a message, the run goes on
+                log(f"internal error while checking {part}:\n{traceback.format_exc()}")
+                outcomes = blocked(names, "the grader failed on this part (an internal error, not your code): "
+                                          "please tell your TA")
+        log(f"{part}: checked in {time.monotonic() - started:.1f} s")
+        out += [to_result(number, name, points, outcomes.get(name), spec.show_cases, spec.visibility)
+                for number, name, points in tests]
+    notes = list(sub.notes)
+    if not sub.files:
+        notes.append("no gradable file found: submit " + ", ".join(spec.submission_files)
+                     + " (at the top level of the upload or one folder deep)")
+    extra = {"output": "\n".join(notes + [f"convlab grader {grader.__version__}; hidden-case seed {seed}"]),
+             "extra_data": {"version": grader.__version__, "seed": str(seed), "files": sorted(sub.files)}}
+    return out, extra
+
+
+def grade_to_file(path, out_path, assignment="cnn", limits=None, metadata=None, parts=None, log=print):
+    """Grade and write results.json; always writes a valid file, whatever happened."""
+    started = time.monotonic()
+    tests, extra = grade(path, assignment, limits, metadata, parts, log)
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{out_path}.tmp{os.getpid()}")
+    results.write(tests, tmp, extra, started)
+    os.replace(tmp, out_path)
+    return tests, extra

@@ -1,0 +1,126 @@
+"""A plan of calls for the sandbox's driver, and reading its answers back.
+
+Checkers build a Plan (arrays to send, calls to make), run it in the sandbox, then ask the Plan for each
+call's answer: ``(True, value)`` or ``(False, why)``, with "why" in words a student can read.
+"""
+import ast
+
+from grader import sandbox
+
+
+class Plan:
+    def __init__(self, module):
+        self.module = module
+        self.steps = []
+        self.inputs = {}
+        self.functions = {}   # step id -> the student function it called
+        self.result = None
+
+    def array(self, value):
+        """A reference to ``value`` (sent as an input array; the child gets a fresh copy at each use)."""
+        key = f"a{len(self.inputs)}"
+        self.inputs[key] = value
+        return {"in": key}
+
+    def call(self, target, *args, id=None, save=None, pick=None, **kwargs):
+        """Add a call; ``args``/``kwargs`` are refs (see driver.py). Returns ``id``."""
+        step = {"call": target, "args": list(args), "kwargs": kwargs}
+        for key, value in (("id", id), ("save", save), ("pick", pick)):
+            if value is not None:
+                step[key] = value
+        if id is not None and not target.startswith("builtin:"):
+            self.functions[id] = target
+        self.steps.append(step)
+        return id
+
+    def run(self, files, limits, forbidden=()):
+        task = {"module": self.module, "steps": self.steps, "forbidden": list(forbidden)}
+        self.result = sandbox.run(files, task, self.inputs, limits)
+        return self.result
+
+    def answer(self, id):
+        record = self.result.records.get(id)
+        if record is None:
+            problem = self.result.problem or "it never returned"
+            return False, f"no result: your code {problem}" if self.result.problem else f"no result ({problem})"
+        if not record["ok"]:
+            return False, record["error"]
+        return True, record["value"]
+
+    def import_error(self):
+        return self.result.import_error()
+
+    def runtime_violations(self):
+        """{student function: [what it did]} for forbidden imports or calls seen while it ran."""
+        found = {}
+        for id, record in self.result.records.items():
+            if record.get("violations") and id in self.functions:
+                found.setdefault(self.functions[id], set()).update(record["violations"])
+        return {k: sorted(v) for k, v in found.items()}
+
+
+def _bindings(node):
+    """{bound name: full dotted name} for every import inside ``node``."""
+    bound = {}
+    for child in ast.walk(node):
+        if isinstance(child, ast.Import):
+            for a in child.names:
+                bound[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+                bound[f"import {a.name}"] = a.name
+        elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
+            for a in child.names:
+                bound[a.asname or a.name] = f"{child.module}.{a.name}"
+    return bound
+
+
+def _dotted(node, bound):
+    """The full dotted name an expression like ``sp.signal.correlate2d`` stands for, or None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name) and node.id in bound:
+        return ".".join([bound[node.id]] + parts[::-1])
+    return None
+
+
+def static_violations(source, modules, attributes):
+    """{top-level function: reason} for functions that use a forbidden module or attribute, directly or
+    through another top-level function of the same file.
+
+    ``modules``: dotted module names (``torch``, ``scipy.signal``); ``attributes``: names that may not be
+    used as attributes or imported names (``convolve``, ``correlate``).
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+
+    def forbidden(full):
+        return full is not None and (any(full == m or full.startswith(m + ".") for m in modules)
+                                     or full.rsplit(".", 1)[-1] in attributes)
+
+    module_level = _bindings(ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
+                                        type_ignores=[]))
+    functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    result, calls = {}, {}
+    for name, node in functions.items():
+        bound = {**module_level, **_bindings(node)}
+        reasons = {f"uses {full}" for key, full in _bindings(node).items() if forbidden(full)}
+        for child in ast.walk(node):
+            if isinstance(child, ast.Attribute) and child.attr in attributes:
+                reasons.add(f"uses {_dotted(child, bound) or child.attr}")
+            elif isinstance(child, (ast.Name, ast.Attribute)) and forbidden(_dotted(child, bound)):
+                reasons.add(f"uses {_dotted(child, bound)}")
+        if reasons:
+            result[name] = sorted(reasons)[0]
+        calls[name] = {c.id for c in ast.walk(node) if isinstance(c, ast.Name) and c.id in functions}
+    changed = True
+    while changed:  # through helpers: a function calling a forbidden helper is forbidden too
+        changed = False
+        for name, callees in calls.items():
+            bad = sorted(c for c in callees if c in result and c != name)
+            if name not in result and bad:
+                result[name] = f"calls {bad[0]}, which {result[bad[0]]}"
+                changed = True
+    return result

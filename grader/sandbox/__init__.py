@@ -1,0 +1,256 @@
+"""Run student code in a child process that cannot hurt the grader, and read back what it returned.
+
+Each run gets a fresh folder holding only the allowed submission files, ``driver.py``, the task and its
+inputs. The child runs:
+- in its own session (so the whole process tree can be killed), with a wall-clock deadline;
+- under rlimits: CPU time, process count, file size, open files, no core dumps;
+- watched for resident memory, summed over its processes (an address-space cap would break ``import torch``);
+- single-threaded (BLAS / OpenMP at one thread: the process limit counts threads);
+- with its output captured and capped, never echoed into what students see;
+- without network (a new network namespace) and as ``nobody`` when the grader runs as root, so the grader's
+  files (mode 700 on Gradescope) and the next task's inputs are out of its reach.
+The child reports over a JSON-lines file; arrays come back as .npy bytes loaded with ``allow_pickle=False``.
+"""
+import base64
+import ctypes
+import io
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DRIVER = Path(__file__).with_name("driver.py")
+NOBODY_UID = NOBODY_GID = 65534
+CLONE_NEWNET = 0x40000000
+PASSED_ENV = ("PATH", "LANG", "LC_ALL", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+THREADS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+@dataclass
+class Limits:
+    wall_seconds: float = 60.0     # the whole child
+    call_seconds: float = 10.0     # one call of a student function (the child's own alarm)
+    cpu_seconds: int = 120
+    memory_mb: int = 450           # resident, summed over the child's processes
+    processes: int = 32            # processes and threads of the sandbox user
+    file_mb: int = 64              # largest file the child may write (its results included)
+    output_kb: int = 64            # stdout + stderr kept (the rest is read and dropped)
+
+
+@dataclass
+class ChildResult:
+    records: dict = field(default_factory=dict)   # id -> record, values decoded
+    problem: str = ""                              # why the child ended early, in words a student can read
+    seconds: float = 0.0
+    peak_memory_mb: float = 0.0
+    output: bytes = b""                            # the student's prints, for the TA; never shown to students
+
+    def import_error(self):
+        record = self.records.get("__import__")
+        if record is None:
+            return self.problem or "the module never finished importing"
+        return None if record["ok"] else record["error"]
+
+
+def decode(value):
+    """The inverse of the driver's ``encode``; builds only plain data (ndarray, tuple, list, dict, numbers)."""
+    if not isinstance(value, dict):
+        return value
+    if "__ndarray__" in value:
+        return np.load(io.BytesIO(base64.b64decode(value["__ndarray__"])), allow_pickle=False)
+    if "__int__" in value:
+        return int(value["__int__"])
+    if "__float__" in value:
+        return float(value["__float__"])
+    if "__tuple__" in value:
+        return tuple(decode(v) for v in value["__tuple__"])
+    if "__list__" in value:
+        return [decode(v) for v in value["__list__"]]
+    if "__dict__" in value:
+        return {k: decode(v) for k, v in value["__dict__"]}
+    raise ValueError("unknown encoding")
+
+
+def _read_records(path, limit_bytes):
+    records = {}
+    if not path.exists():
+        return records
+    with open(path, "rb") as f:
+        data = f.read(limit_bytes)
+    for line in data.splitlines():
+        try:
+            record = json.loads(line)
+            key = record["id"]
+            if not isinstance(key, str) or key in records:
+                continue  # the first record of an id counts
+            record["value"] = decode(record.get("value"))
+            record["ok"] = record.get("ok") is True
+            record["error"] = str(record.get("error", ""))[:500]
+            record["violations"] = [str(v)[:100] for v in record.get("violations", [])][:10]
+            records[key] = record
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue  # a torn or forged line is no result
+    return records
+
+
+def _dropping_privileges():
+    return os.geteuid() == 0
+
+
+def _threads_of_uid(uid):
+    total = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                status = Path(entry.path, "status").read_text()
+            except OSError:
+                continue
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            if fields.get("Uid", "").split()[:1] == [str(uid)]:
+                total += int(fields.get("Threads", "1"))
+    return total
+
+
+def _preexec(limits, process_cap, as_root):
+    """Runs in the child between fork and exec: tighten everything, then drop to nobody."""
+    def setup():
+        os.setsid()
+        if as_root:
+            try:
+                ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
+            except (OSError, AttributeError):
+                pass
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20,) * 2)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        resource.setrlimit(resource.RLIMIT_NPROC, (process_cap, process_cap))
+        if as_root:
+            os.setgroups([])
+            os.setgid(NOBODY_GID)
+            os.setuid(NOBODY_UID)
+    return setup
+
+
+def _session_rss_mb(session):
+    """Resident memory of every process in ``session``, in MB."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            # Fields after the command name (which may hold spaces): state is [0], session is [3].
+            if int(stat.rsplit(")", 1)[1].split()[3]) != session:
+                continue
+            statm = Path(entry.path, "statm").read_text().split()
+            total += int(statm[1]) * resource.getpagesize()
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 2 ** 20
+
+
+def _kill_everything(proc, as_root):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if as_root:
+        # A grandchild may have left the session: as nobody, kill every process nobody owns.
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setuid(NOBODY_UID)
+                os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+
+
+def _drain(stream, keep, sink):
+    while True:
+        chunk = stream.read(65536)
+        if not chunk:
+            break
+        if len(sink) < keep:
+            sink.extend(chunk[: keep - len(sink)])
+
+
+def run(student_files, task, inputs, limits=None, python=None):
+    """Run ``task`` (see driver.py) against ``student_files`` ({name: bytes}) with ``inputs`` ({key: array}).
+
+    Never raises because of what the student did; returns a ChildResult.
+    """
+    limits = limits or Limits()
+    as_root = _dropping_privileges()
+    with tempfile.TemporaryDirectory(prefix="convlab-sandbox-") as tmp:
+        root = Path(tmp)
+        os.chmod(root, 0o755)
+        student_dir, scratch = root / "student", root / "scratch"
+        student_dir.mkdir()
+        scratch.mkdir()
+        for name, data in student_files.items():
+            (student_dir / name).write_bytes(data)
+        shutil.copy(DRIVER, root / "driver.py")
+        (root / "task.json").write_text(json.dumps(dict(task, student_dir=str(student_dir),
+                                                        call_timeout=limits.call_seconds)))
+        np.savez(root / "inputs.npz", **inputs)
+        results = scratch / "results.jsonl"
+        for path in [root, student_dir, *student_dir.iterdir(), root / "driver.py", root / "task.json",
+                     root / "inputs.npz"]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        if as_root:
+            os.chown(scratch, NOBODY_UID, NOBODY_GID)
+        process_cap = limits.processes + (0 if as_root else _threads_of_uid(os.getuid()))
+        env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        env.update({k: "1" for k in THREADS_ENV}, HOME=str(scratch), PYTHONDONTWRITEBYTECODE="1",
+                   PYTHONHASHSEED="0", MPLBACKEND="Agg")
+        command = [python or sys.executable, "-I", str(root / "driver.py"), str(root / "task.json"),
+                   str(root / "inputs.npz"), str(results)]
+        started = time.monotonic()
+        output = bytearray()
+        result = ChildResult()
+        try:
+            proc = subprocess.Popen(command, cwd=scratch, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    preexec_fn=_preexec(limits, process_cap, as_root))
+        except OSError as error:
+            result.problem = f"the sandbox could not start ({error})"
+            return result
+        reader = threading.Thread(target=_drain, args=(proc.stdout, limits.output_kb << 10, output), daemon=True)
+        reader.start()
+        while proc.poll() is None:
+            elapsed = time.monotonic() - started
+            rss = _session_rss_mb(proc.pid)
+            result.peak_memory_mb = max(result.peak_memory_mb, rss)
+            if rss > limits.memory_mb:
+                result.problem = f"used more than {limits.memory_mb} MB of memory and was stopped"
+                break
+            if elapsed > limits.wall_seconds:
+                result.problem = f"ran past the time limit ({limits.wall_seconds:.0f} s) and was stopped"
+                break
+            time.sleep(0.02)
+        _kill_everything(proc, as_root)
+        proc.wait()
+        reader.join(timeout=5)
+        result.seconds = time.monotonic() - started
+        result.output = bytes(output)
+        if not result.problem and proc.returncode != 0:
+            if proc.returncode == -signal.SIGXCPU or proc.returncode == -signal.SIGKILL:
+                result.problem = f"was stopped (CPU time limit of {limits.cpu_seconds} s, or killed)"
+            else:
+                result.problem = f"exited with status {proc.returncode} before it finished"
+        result.records = _read_records(results, (limits.file_mb << 20))
+        if not result.problem and "__done__" not in result.records:
+            result.problem = "exited before it finished (os._exit or sys.exit in the submission?)"
+        return result
