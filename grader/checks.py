@@ -47,7 +47,10 @@ def to_result(number, name, points, outcome, show_cases=True, visibility="visibl
         passed = sum(c.ok for c in outcome.cases)
         lines = [f"{passed} of {len(outcome.cases)} cases passed" if passed < len(outcome.cases)
                  else f"all {len(outcome.cases)} cases passed"]
-        if show_cases:
+        failures = {c.message for c in outcome.cases if not c.ok}
+        if len(failures) == 1 and passed == 0 and len(outcome.cases) > 1:
+            lines[0] += f": {failures.pop()}"  # one reason for every case: say it once
+        elif show_cases:
             lines += [f"  {'ok  ' if c.ok else 'FAIL'} {c.label}" + (f": {c.message}" if c.message and not c.ok else "")
                       for c in outcome.cases]
         lines += outcome.notes
