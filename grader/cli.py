@@ -21,17 +21,31 @@ def _release(args):
 def _grade(args):
     from pathlib import Path
 
-    from grader.grade import grade_to_file
+    from grader.grade import gradescope_metadata, grade_to_file
     from grader.results import table
 
     if not Path(args.submission).exists():
         print(f"convlab grade: error: no such file or folder: {args.submission}", file=sys.stderr)
         return 2
-    tests, extra = grade_to_file(args.submission, args.out, args.assignment, parts=args.part,
+    metadata = gradescope_metadata(args.metadata) if args.metadata else None
+    tests, extra = grade_to_file(args.submission, args.out, args.assignment, metadata=metadata, parts=args.part,
                                  log=lambda message: print(message, file=sys.stderr))
     print(table(tests))
     print(extra["output"])
     print(f"results written to {args.out}")
+    return 0
+
+
+def _build(args):
+    from grader.package import PackageError, build
+
+    try:
+        handout, autograder = build(args.assignment, args.out)
+    except PackageError as error:
+        print(f"convlab build: error: {error}", file=sys.stderr)
+        return 1
+    for path in (handout, autograder):
+        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
     return 0
 
 
@@ -48,7 +62,13 @@ def build_parser():
     grade.add_argument("--assignment", default=DEFAULT)
     grade.add_argument("--out", default="results.json", help="where to write Gradescope's results.json")
     grade.add_argument("--part", action="append", help="grade only this part (repeatable)")
+    grade.add_argument("--metadata", help="Gradescope's submission_metadata.json (its id joins the seed)")
     grade.set_defaults(run=_grade)
+
+    build = commands.add_parser("build", help="write DIR/A-handout.zip and DIR/A-autograder.zip")
+    build.add_argument("assignment", nargs="?", default=DEFAULT)
+    build.add_argument("--out", default="dist", help="output folder (default: dist)")
+    build.set_defaults(run=_build)
     return parser
 
 

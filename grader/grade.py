@@ -19,11 +19,10 @@ from grader.checks import blocked, to_result
 from grader.sandbox import Limits
 
 
-def gradescope_metadata(root):
-    """The submission id Gradescope records (for the seed), or None outside Gradescope."""
-    path = Path(root) / "submission_metadata.json"
+def gradescope_metadata(path):
+    """The ids from Gradescope's submission_metadata.json (they join the seed), or None when unreadable."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(Path(path).read_text())
         return {"id": data.get("id"), "assignment": (data.get("assignment") or {}).get("id")}
     except (OSError, ValueError, AttributeError):
         return None

@@ -41,6 +41,10 @@ class Unencodable(Exception):
     pass
 
 
+class NeedsFailedCall(Exception):
+    """A step needs a value an earlier step should have saved, and that step failed."""
+
+
 def encode(value, depth=0):
     """A JSON-able image of ``value``: only plain data crosses back to the grader."""
     if depth > MAX_DEPTH:
@@ -145,6 +149,25 @@ def builtin_lookup(obj, *keys):
     return obj
 
 
+def builtin_tuple(*items):
+    """A tuple (JSON literals arrive as lists)."""
+    return tuple(items)
+
+
+def builtin_rng(seed):
+    """``numpy.random.default_rng(seed)``: save it, then pass the same Generator to several calls."""
+    return np.random.default_rng(seed)
+
+
+def builtin_normal_init(scale, per_sqrt_fan_in=False):
+    """An ``init(shape, rng)`` callable the grader owns: ``scale * rng.standard_normal(shape)``, divided by
+    ``sqrt(shape[0])`` when ``per_sqrt_fan_in`` (the grader replays the very same function)."""
+    def init(shape, rng):
+        factor = scale / np.sqrt(shape[0]) if per_sqrt_fan_in else scale
+        return factor * rng.standard_normal(shape)
+    return init
+
+
 BUILTINS = {name[len("builtin_"):]: fn for name, fn in globals().items() if name.startswith("builtin_")}
 
 
@@ -156,6 +179,7 @@ class Runner:
         self.inputs = inputs
         self.out = out
         self.saved = {}
+        self.failed = {}    # save name -> "function: error" of the step that should have produced it
         self.violations = []
         self.module = None
 
@@ -184,6 +208,8 @@ class Runner:
         if "v" in ref:
             return ref["v"]
         if "var" in ref:
+            if ref["var"] in self.failed:
+                raise NeedsFailedCall(self.failed[ref["var"]])
             value = self.saved[ref["var"]]
             for key in ref.get("at", []):
                 value = value[key]
@@ -234,6 +260,9 @@ class Runner:
             record.update(ok=True, value=encode(value) if step.get("id") else None)
         except CallTimeout:
             record.update(ok=False, error=f"timed out after {self.task.get('call_timeout', 10)} s")
+        except NeedsFailedCall as error:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            record.update(ok=False, error=f"not run: it needs the result of {error}")
         except Unencodable as error:
             signal.setitimer(signal.ITIMER_REAL, 0)
             record.update(ok=False, error=f"returned {error}, which is not plain data")
@@ -242,10 +271,10 @@ class Runner:
             record.update(ok=False, error=describe(error))
         record["seconds"] = time.perf_counter() - started
         record["violations"] = sorted(set(self.violations[before:]))
+        if "save" in step and not record["ok"]:
+            self.failed[step["save"]] = f"{step['call']}, which failed ({record['error']})"
         if step.get("id"):
             self.report(record)
-        elif "save" in step and not record["ok"]:
-            self.saved[step["save"]] = None
 
     def main(self):
         def on_alarm(signum, frame):

@@ -1,0 +1,297 @@
+"""Checker of quiz.py: fresh layer configurations per submission (grader/cnn/quiz_variants.py) against the
+lecture's closed forms, and the AlexNet table against the same closed forms applied to the lecture's network.
+
+Types follow the contract and the public tests: sizes, channels, params and flops must be ints (Python or
+numpy integers; not bools, and not floats even when integral: a float there almost always comes from ``/``
+where the rule floors, so it is reported as such); ``memory_kb`` may be any real number (int or float) within
+1e-9 relative; ``size_out`` is None for fc layers. Extra keys in a row are ignored.
+
+Hidden cases are labelled with their category (kernel, stride, pad, divisibility, bias: never the sizes or
+channels) and their messages name the key that is off and, where the value matches a known slip (ceil for
+floor, bytes for KB, a forgotten bias or c_in...), which slip; they never print the expected value. The
+AlexNet table is public (the lecture's), so its messages show the expected numbers.
+
+One child runs the whole part: the calculators are pure arithmetic.
+"""
+import math
+
+from grader.checks import Outcome, blocked
+from grader.cnn import quiz_variants as qv
+from grader.plan import Plan
+
+FILE = "quiz.py"
+MODULE = "quiz"
+KEYS = ("c_out", "size_out", "memory_kb", "params", "flops")
+MEMORY_TOL = 1e-9
+N_PER_KIND = 10
+
+SIZE_TEST = "conv_output_size and pool_output_size"
+TEST_OF_KIND = {"conv_output_size": SIZE_TEST, "pool_output_size": SIZE_TEST, "conv_layer": "conv_layer",
+                "pool_layer": "pool_layer", "fc_layer": "fc_layer"}
+
+# The lecture's AlexNet (227 x 227 RGB input): (name, kind, configuration); each layer sees the previous output.
+ALEXNET_INPUT = (3, 227)
+ALEXNET = [
+    ("conv1", "conv", dict(filters=64, kernel=11, stride=4, pad=2)),
+    ("pool1", "pool", dict(kernel=3, stride=2)),
+    ("conv2", "conv", dict(filters=192, kernel=5, stride=1, pad=2)),
+    ("pool2", "pool", dict(kernel=3, stride=2)),
+    ("conv3", "conv", dict(filters=384, kernel=3, stride=1, pad=1)),
+    ("conv4", "conv", dict(filters=256, kernel=3, stride=1, pad=1)),
+    ("conv5", "conv", dict(filters=256, kernel=3, stride=1, pad=1)),
+    ("pool5", "pool", dict(kernel=3, stride=2)),
+    ("flatten", "flatten", {}),
+    ("fc6", "fc", dict(d_out=4096)),
+    ("fc7", "fc", dict(d_out=4096)),
+    ("fc8", "fc", dict(d_out=1000)),
+]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Expected values
+# ------------------------------------------------------------------------------------------------------------
+
+def alexnet_rows():
+    """The contract's AlexNet rows, from quiz_variants' closed forms: [(name, expected dict)]."""
+    c, size = ALEXNET_INPUT
+    rows = []
+    for name, kind, config in ALEXNET:
+        if kind == "conv":
+            case = {"kind": "conv_layer", "args": dict(c_in=c, size=size, bias=True, **config)}
+        elif kind == "pool":
+            case = {"kind": "pool_layer", "args": dict(c_in=c, size=size, pad=0, **config)}
+        elif kind == "fc":
+            case = {"kind": "fc_layer", "args": dict(d_in=c, **config)}
+        else:
+            case = None
+        if case is None:   # flatten: C x H x W elements in one vector, nothing to learn or compute
+            elements = c * size * size
+            row = {"c_out": elements, "size_out": None,
+                   "memory_kb": elements * qv.BYTES_PER_ELEMENT / qv.BYTES_PER_KB, "params": 0, "flops": 0}
+        else:
+            row = qv.expected(case)
+        rows.append((name, row))
+        c, size = row["c_out"], row["size_out"]
+    return rows
+
+
+def _defaults_cases():
+    """Cases that leave the defaults out (stride 1, pad 0, bias True), with the arguments actually passed."""
+    return [
+        ({"kind": "conv_output_size", "args": dict(size=32, kernel=3, stride=1, pad=0),
+          "category": "conv output size, defaults stride=1, pad=0"}, (32, 3)),
+        ({"kind": "pool_output_size", "args": dict(size=56, kernel=3, stride=2, pad=0),
+          "category": "pool output size, default pad=0"}, (56, 3, 2)),
+        ({"kind": "conv_layer", "args": dict(c_in=3, size=32, filters=10, kernel=5, stride=1, pad=0, bias=True),
+          "category": "conv, defaults stride=1, pad=0, bias=True"}, (3, 32, 10, 5)),
+        ({"kind": "pool_layer", "args": dict(c_in=64, size=56, kernel=3, stride=2, pad=0),
+          "category": "pool, default pad=0"}, (64, 56, 3, 2)),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Verdicts
+# ------------------------------------------------------------------------------------------------------------
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _type_problem(key, value, expected):
+    """Why ``value`` has the wrong type for ``key`` (or '')."""
+    if expected is None:
+        return "" if value is None else f"{key} should be None (a fully connected layer's output has no height)"
+    if key == "memory_kb":
+        if not _is_real(value):
+            return f"{key} is a {type(value).__name__}, expected a float (KB, unrounded)"
+        return ""
+    if _is_int(value):
+        return ""
+    if isinstance(value, float):
+        return f"{key} is a float ({value!r}), expected an int (use floor division //, not /)"
+    return f"{key} is a {type(value).__name__}, expected an int"
+
+
+def _size_hint(a, got):
+    """A known slip that gives ``got`` as the output size, or ''."""
+    size, k, s, p = a["size"], a["kernel"], a["stride"], a["pad"]
+    exact = qv.output_size(size, k, s, p)
+    slips = [
+        (math.ceil((size + 2 * p - k) / s) + 1, "it looks rounded up (ceil); the rule floors"),
+        ((size - k) // s + 1, "it looks like the padding is left out"),
+        ((size + p - k) // s + 1, "it looks like the padding is counted on one side only (2 * pad)"),
+        ((size + 2 * p - k) // s, "it looks like the + 1 is missing"),
+        ((size - 2 * p - k) // s + 1, "it looks like the padding is subtracted"),
+        ((size + 2 * p - k + 1) // s, "check the order of operations: (W - K + 2P) // S + 1"),
+    ]
+    for value, hint in slips:
+        if value == got and value != exact:
+            return hint
+    return ""
+
+
+def _row_hints(case, key, got, want):
+    """A known slip that explains a wrong ``key`` of a layer row, or ''."""
+    kind, a = case["kind"], case["args"]
+    if key == "size_out":
+        return _size_hint(a, got)
+    if key == "memory_kb":
+        for factor, hint in ((1024, "it looks like bytes, not KB"), (1 / 4, "it looks like elements, not KB "
+                             "(4 bytes an element)"), (1 / 1024, "it looks like MB, not KB"),
+                             (1.024, "it looks like KB of 1000 bytes; a KB here is 1024 bytes"),
+                             (8, "it looks like bits"), (1 / 4096, "it looks like a count of elements / 1024")):
+            if math.isclose(got, want * factor, rel_tol=MEMORY_TOL):
+                return hint
+        if got == round(want) or got == math.floor(want) or got == math.ceil(want):
+            return "it looks rounded; return it unrounded"
+        return ""
+    if kind == "conv_layer":
+        c_out = a["filters"]
+        s = qv.output_size(a["size"], a["kernel"], a["stride"], a["pad"])
+        window = a["c_in"] * a["kernel"] ** 2
+        if key == "params":
+            if a["bias"] and got == want - c_out:
+                return "it looks like the bias is left out (one per filter)"
+            if not a["bias"] and got == want + c_out:
+                return "it counts a bias, but bias=False"
+            if got == c_out * a["kernel"] ** 2 + (c_out if a["bias"] else 0):
+                return "it looks like c_in is left out"
+        if key == "flops":
+            if got == want // a["c_in"] and a["c_in"] > 1:
+                return "it looks like c_in is left out (each output is a dot product over c_in x K x K)"
+            if got == 2 * want:
+                return "it counts a multiply and an add as two; a flop here is one multiply-add"
+            if got == want + c_out * s * s:
+                return "it counts the bias additions; by the lecture's count the bias costs no flops"
+            if got == c_out * window:
+                return "it looks like the number of output positions is left out"
+    if kind == "pool_layer":
+        if key == "params":
+            return "a pooling layer has nothing to learn"
+        s = qv.output_size(a["size"], a["kernel"], a["stride"], a["pad"])
+        if key == "flops" and got == a["c_in"] * s * s:
+            return "it looks like the window size (kernel x kernel) is left out"
+        if key == "flops" and got == 0:
+            return "the lecture counts a window's cost: outputs x kernel^2"
+    if kind == "fc_layer":
+        if key == "params" and got == a["d_in"] * a["d_out"]:
+            return "it looks like the bias is left out (d_out biases)"
+        if key == "flops" and got == want + a["d_out"]:
+            return "it counts the bias additions; by the lecture's count the bias costs no flops"
+        if key == "flops" and got == 2 * want:
+            return "it counts a multiply and an add as two; a flop here is one multiply-add"
+    return ""
+
+
+def _value_verdict(key, got, want, hint, show):
+    """(ok, message) for one value already of the right type."""
+    if want is None:
+        return True, ""
+    if key == "memory_kb":
+        ok = math.isclose(got, want, rel_tol=MEMORY_TOL, abs_tol=0.0)
+    else:
+        ok = got == want
+    if ok:
+        return True, ""
+    if show:
+        message = f"{key} is {got:,}, expected {want:,}"
+    else:
+        message = f"{key} is wrong ({'too large' if got > want else 'too small'})"
+    return False, message + (f": {hint}" if hint else "")
+
+
+def _row_verdict(case, value, want, show=False):
+    """(ok, message) for a layer dict ``value`` against ``want``."""
+    if not isinstance(value, dict):
+        return False, f"returned a {type(value).__name__}, expected a dict with keys {', '.join(KEYS)}"
+    missing = [key for key in KEYS if key not in value]
+    if missing:
+        return False, f"the dict lacks the key{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+    problems = []
+    for key in KEYS:
+        got = value[key]
+        problem = _type_problem(key, got, want[key])
+        if problem:
+            problems.append(problem)
+            continue
+        if want[key] is None:
+            continue
+        hint = _row_hints(case, key, got, want[key]) if case is not None else ""
+        ok, message = _value_verdict(key, got, want[key], hint, show)
+        if not ok:
+            problems.append(message)
+    return (False, "; ".join(problems)) if problems else (True, "")
+
+
+def _size_verdict(case, value, want):
+    problem = _type_problem("the output size", value, want)
+    if problem:
+        return False, problem[0].upper() + problem[1:]
+    ok, message = _value_verdict("the output size", value, want, _size_hint(case["args"], value), show=False)
+    return ok, message[0].upper() + message[1:] if message else message
+
+
+def _alexnet(plan, outcome):
+    rows = alexnet_rows()
+    ok, table = plan.answer("alexnet")
+    if not ok:
+        problem = table
+    elif not isinstance(table, list):
+        problem = f"returned a {type(table).__name__}, expected a list of {len(rows)} dicts"
+    elif len(table) != len(rows):
+        problem = f"returned {len(table)} rows, expected {len(rows)} (conv1 to fc8, flatten included)"
+    else:
+        problem = ""
+    for i, (name, want) in enumerate(rows):
+        label = f"row {name}"
+        if problem:
+            outcome.add(label, False, problem)
+            continue
+        row = table[i]
+        if not isinstance(row, dict):
+            outcome.add(label, False, f"row {i + 1} is a {type(row).__name__}, expected a dict")
+            continue
+        if row.get("name") != name:
+            outcome.add(label, False, f"row {i + 1} should have name {name!r}, has {row.get('name')!r}")
+            continue
+        outcome.add(label, *_row_verdict(None, row, want, show=True))
+
+
+# ------------------------------------------------------------------------------------------------------------
+
+def check(files, rng, limits, names):
+    """{test name: Outcome} for the tests in ``names``."""
+    if FILE not in files:
+        return blocked(names, f"{FILE} was not submitted")
+    drawn = qv.draw_quiz_cases(rng, N_PER_KIND)
+    plan = Plan(MODULE)
+    checked = []   # (test, label, case, id)
+    for i, case in enumerate(drawn):
+        id = plan.call(case["kind"], *({"v": v} for v in case["args"].values()), id=f"c{i}")
+        checked.append((TEST_OF_KIND[case["kind"]], f"hidden case {i % N_PER_KIND + 1} ({case['category']})",
+                        case, id))
+    for i, (case, args) in enumerate(_defaults_cases()):
+        id = plan.call(case["kind"], *({"v": v} for v in args), id=f"d{i}")
+        checked.append((TEST_OF_KIND[case["kind"]], f"defaults ({case['category']})", case, id))
+    plan.call("alexnet_table", id="alexnet")
+    plan.run({FILE: files[FILE]}, limits)
+    error = plan.import_error()
+    if error:
+        return blocked(names, f"{FILE} could not be imported: {error}")
+
+    outcomes = {name: Outcome() for name in list(dict.fromkeys(TEST_OF_KIND.values())) + ["alexnet_table"]}
+    for test, label, case, id in checked:
+        ok, value = plan.answer(id)
+        want = qv.expected(case)
+        if not ok:
+            outcomes[test].add(label, False, value)
+        elif case["kind"].endswith("_size"):
+            outcomes[test].add(label, *_size_verdict(case, value, want))
+        else:
+            outcomes[test].add(label, *_row_verdict(case, value, want))
+    _alexnet(plan, outcomes["alexnet_table"])
+    return {name: outcomes.get(name) for name in names}

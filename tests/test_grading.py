@@ -1,0 +1,105 @@
+"""The grader on the reference solutions (full marks), on the stubs (zero, and the run completes), its seeds,
+its results.json and its command line."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from grader import paths
+from grader.assignments import get_assignment
+from grader.grade import grade, grade_to_file
+from grader.submission import load
+
+SPEC = get_assignment("cnn")
+SOLUTIONS = paths.solutions_dir("cnn")
+STUBS = paths.assignments_dir("cnn")
+
+
+@pytest.fixture(scope="module")
+def graded_solutions(tmp_path_factory):
+    out = tmp_path_factory.mktemp("solutions") / "results.json"
+    tests, extra = grade_to_file(SOLUTIONS, out, log=lambda m: None)
+    return tests, json.loads(out.read_text())
+
+
+def test_the_solutions_score_full_marks(graded_solutions):
+    tests, data = graded_solutions
+    lost = [(t.number, t.name, t.output) for t in tests if t.score < t.max_score]
+    assert not lost
+    expected_total = sum(points for _, ts in SPEC.parts.values() for _, _, points in ts)
+    assert data["score"] == pytest.approx(expected_total)
+    assert len(data["tests"]) == sum(len(ts) for _, ts in SPEC.parts.values())
+
+
+def test_results_json_follows_gradescope_format(graded_solutions):
+    _, data = graded_solutions
+    assert isinstance(data["execution_time"], float)
+    assert {"name", "score", "max_score", "status", "number", "visibility"} <= set(data["tests"][0])
+    assert data["extra_data"]["seed"].isdigit()
+    assert [t["number"] for t in data["tests"]] == sorted((t["number"] for t in data["tests"]),
+                                                          key=lambda n: tuple(map(int, n.split("."))))
+
+
+def test_the_stubs_score_zero_and_every_test_says_not_implemented(tmp_path):
+    tests, _ = grade(STUBS, log=lambda m: None)
+    assert tests and all(t.score == 0 for t in tests)
+    for t in tests:
+        assert "NotImplementedError" in t.output or "not implemented" in t.output, (t.number, t.output)
+
+
+def test_a_missing_file_costs_its_part_only(tmp_path):
+    shutil.copy(SOLUTIONS / "layers.py", tmp_path)
+    tests, _ = grade(tmp_path, log=lambda m: None)
+    for t in tests:
+        if t.number.startswith("1."):
+            assert t.score == t.max_score
+        else:
+            assert t.score == 0 and "was not submitted" in t.output
+
+
+def test_seed_depends_on_the_files_and_the_gradescope_submission():
+    sub = load(SOLUTIONS, SPEC.submission_files)
+    assert sub.seed() == load(SOLUTIONS, SPEC.submission_files).seed()
+    assert sub.seed({"id": 1}) != sub.seed({"id": 2}) != sub.seed()
+    changed = load(SOLUTIONS, SPEC.submission_files)
+    changed.files["layers.py"] += b"\n"
+    assert changed.seed() != sub.seed()
+
+
+def test_nested_and_top_level_files_top_level_wins(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "layers.py").write_text("nested")
+    (tmp_path / "sub" / "quiz.py").write_text("nested quiz")
+    (tmp_path / "layers.py").write_text("top")
+    (tmp_path / "notes.txt").write_text("ignored")
+    allowed = ["layers.py", "quiz.py"]
+    sub = load(tmp_path, allowed)
+    assert sub.files == {"layers.py": b"top", "quiz.py": b"nested quiz"}
+    archive = shutil.make_archive(str(tmp_path / "upload"), "zip", tmp_path, "sub")
+    assert load(archive, allowed).files == {"layers.py": b"nested", "quiz.py": b"nested quiz"}
+
+
+def _cli(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(paths.REPO))
+    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_usage_errors_and_empty_submissions(tmp_path):
+    result = _cli("grade", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert result.returncode == 2 and "no such file" in result.stderr
+    result = _cli("grade", "--assignment", "nope", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and "unknown assignment" in result.stderr
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 this is not a zip")
+    for name in ("empty", "bad.zip"):
+        out = tmp_path / f"{name}.json"
+        result = _cli("grade", name, "--out", str(out), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        data = json.loads(out.read_text())
+        assert data["score"] == 0 and data["tests"]
+    assert "could not be read" in json.loads((tmp_path / "bad.zip.json").read_text())["output"]
+    assert "no gradable file" in json.loads((tmp_path / "empty.json").read_text())["output"]
