@@ -7,7 +7,8 @@ inputs. The child runs:
 - watched for resident memory, summed over its processes (an address-space cap would break ``import torch``);
 - single-threaded (BLAS / OpenMP at one thread: the process limit counts threads);
 - with its output captured and capped, never echoed into what students see;
-- without network (a new network namespace) and as ``nobody`` when the grader runs as root, so the grader's
+- without network (a new network namespace) and as an unprivileged uid of its own (group nogroup) when the
+  grader runs as root, so the grader's
   files (mode 700 on Gradescope) and the next task's inputs are out of its reach.
 The child reports over a JSON-lines file; arrays come back as .npy bytes loaded with ``allow_pickle=False``.
 """
@@ -31,7 +32,10 @@ from pathlib import Path
 import numpy as np
 
 DRIVER = Path(__file__).with_name("driver.py")
-NOBODY_UID = NOBODY_GID = 65534
+NOBODY_GID = 65534
+# Each grader process drops its children to a uid of its own (not shared with any other process, not even
+# `nobody`), so that killing "every process of the sandbox user" can never reach another grading run.
+SANDBOX_UID = 61000 + os.getpid() % 4000
 CLONE_NEWNET = 0x40000000
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 # Decimal numbers in a student's error message could carry hidden input values out: they are masked.
@@ -141,7 +145,7 @@ def _preexec(limits, process_cap, as_root):
         if as_root:
             os.setgroups([])
             os.setgid(NOBODY_GID)
-            os.setuid(NOBODY_UID)
+            os.setuid(SANDBOX_UID)
     return setup
 
 
@@ -169,11 +173,11 @@ def _kill_everything(proc, as_root):
     except (ProcessLookupError, PermissionError):
         pass
     if as_root:
-        # A grandchild may have left the session: as nobody, kill every process nobody owns.
+        # A grandchild may have left the session: as the sandbox user, kill every process it owns.
         pid = os.fork()
         if pid == 0:
             try:
-                os.setuid(NOBODY_UID)
+                os.setuid(SANDBOX_UID)
                 os.kill(-1, signal.SIGKILL)
             finally:
                 os._exit(0)
@@ -213,7 +217,7 @@ def run(student_files, task, inputs, limits=None, python=None):
                      root / "inputs.npz"]:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         if as_root:
-            os.chown(scratch, NOBODY_UID, NOBODY_GID)
+            os.chown(scratch, SANDBOX_UID, NOBODY_GID)
         process_cap = limits.processes + (0 if as_root else _threads_of_uid(os.getuid()))
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
         env.update({k: "1" for k in THREADS_ENV}, HOME=str(scratch), PYTHONDONTWRITEBYTECODE="1",
