@@ -22,10 +22,10 @@ class Plan:
         self.inputs[key] = value
         return {"in": key}
 
-    def call(self, target, *args, id=None, save=None, pick=None, **kwargs):
+    def call(self, target, *args, id=None, save=None, pick=None, timeout_factor=None, **kwargs):
         """Add a call; ``args``/``kwargs`` are refs (see driver.py). Returns ``id``."""
         step = {"call": target, "args": list(args), "kwargs": kwargs}
-        for key, value in (("id", id), ("save", save), ("pick", pick)):
+        for key, value in (("id", id), ("save", save), ("pick", pick), ("timeout_factor", timeout_factor)):
             if value is not None:
                 step[key] = value
         if id is not None and not target.startswith("builtin:"):

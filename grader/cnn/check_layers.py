@@ -51,7 +51,7 @@ class Family:
                 points.append(p)
         refs = [self.plan.array(a) if isinstance(a, np.ndarray) else {"v": a} for a in args]
         id = self.plan.call("builtin:forward_at", {"fn": self.forward}, {"list": refs}, {"v": 0},
-                            self.plan.array(np.stack(points)), id=f"numeric{i}")
+                            self.plan.array(np.stack(points)), id=f"numeric{i}", timeout_factor=4)
         self.numeric[i] = (flat, id)
 
     def numeric_verdict(self, i, dx, dout, forward_ok):

@@ -9,7 +9,8 @@ Usage: driver.py TASK.json INPUTS.npz RESULTS.jsonl
 TASK.json: {"module": "layers", "call_timeout": seconds, "forbidden": [module names to watch],
             "steps": [step, ...]}
 A step: {"id": str (its result is reported under this id; omit to report nothing), "call": target,
-         "args": [ref, ...], "kwargs": {name: ref}, "save": name, "pick": index into a returned tuple}
+         "args": [ref, ...], "kwargs": {name: ref}, "save": name, "pick": index into a returned tuple,
+         "timeout_factor": how many plain calls' time this step may take (default 1)}
 A target: "NAME" (an attribute of the student's module) or "builtin:NAME" (a helper below).
 A ref: {"in": key} (a fresh copy of an input array), {"v": json value}, {"var": name, "at": [keys...]}
        (a value saved by an earlier step, optionally indexed), {"fn": name} (a function of the student's
@@ -180,6 +181,7 @@ class Runner:
         self.out = out
         self.saved = {}
         self.failed = {}    # save name -> "function: error" of the step that should have produced it
+        self.hung = set()   # student functions that timed out once: not called again (a hang costs once)
         self.violations = []
         self.module = None
 
@@ -209,7 +211,7 @@ class Runner:
             return ref["v"]
         if "var" in ref:
             if ref["var"] in self.failed:
-                raise NeedsFailedCall(self.failed[ref["var"]])
+                raise NeedsFailedCall("the result of " + self.failed[ref["var"]])
             value = self.saved[ref["var"]]
             for key in ref.get("at", []):
                 value = value[key]
@@ -242,8 +244,12 @@ class Runner:
         started = time.perf_counter()
         before = len(self.violations)
         record = {"id": step.get("id")}
-        signal.setitimer(signal.ITIMER_REAL, float(self.task.get("call_timeout", 10)))
+        functions = {step["call"]} | {r["fn"] for r in step.get("args", []) if "fn" in r}
+        timeout = float(self.task.get("call_timeout", 10)) * float(step.get("timeout_factor", 1))
+        signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
+            if functions & self.hung:
+                raise NeedsFailedCall(f"{sorted(functions & self.hung)[0]}, which timed out earlier")
             fn = self.target(step["call"])
             args = [self.resolve(r) for r in step.get("args", [])]
             kwargs = {k: self.resolve(r) for k, r in step.get("kwargs", {}).items()}
@@ -259,10 +265,11 @@ class Runner:
                 value = value[step["pick"]]
             record.update(ok=True, value=encode(value) if step.get("id") else None)
         except CallTimeout:
-            record.update(ok=False, error=f"timed out after {self.task.get('call_timeout', 10)} s")
+            self.hung |= {f for f in functions if not f.startswith("builtin:")}
+            record.update(ok=False, error=f"timed out after {timeout:g} s")
         except NeedsFailedCall as error:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            record.update(ok=False, error=f"not run: it needs the result of {error}")
+            record.update(ok=False, error=f"not run: it needs {error}")
         except Unencodable as error:
             signal.setitimer(signal.ITIMER_REAL, 0)
             record.update(ok=False, error=f"returned {error}, which is not plain data")
