@@ -30,12 +30,14 @@ class ReleaseError(Exception):
 
 
 def _enclosing_name(lines, index, indent):
-    """Name of the innermost def/class that encloses line ``index`` (indented ``indent``)."""
+    """Qualified name (``BasicBlock.forward``) of the defs/classes enclosing line ``index`` (indented ``indent``)."""
+    names = []
     for line in reversed(lines[:index]):
         match = _DEF.match(line)
         if match and len(match.group(1)) < len(indent):
-            return match.group(3)
-    return None
+            names.append(match.group(3))
+            indent = match.group(1)
+    return ".".join(reversed(names)) or None
 
 
 def split_regions(text: str, source: str = "<text>"):
