@@ -10,7 +10,8 @@ ASSIGNMENT = Assignment(
         "tests/compare.py": "grader/compare.py",
     },
     parts=points.PARTS,
-    checkers={"layers": "grader.cnn.check_layers"},
+    checkers={"layers": "grader.cnn.check_layers", "initializers": "grader.cnn.check_initializers",
+              "resnet": "grader.cnn.check_resnet", "quiz": "grader.cnn.check_quiz"},
     visibility=points.VISIBILITY,
     show_cases=points.SHOW_CASES,
 )

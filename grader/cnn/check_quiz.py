@@ -8,8 +8,9 @@ where the rule floors, so it is reported as such); ``memory_kb`` may be any real
 
 Hidden cases are labelled with their category (kernel, stride, pad, divisibility, bias: never the sizes or
 channels) and their messages name the key that is off and, where the value matches a known slip (ceil for
-floor, bytes for KB, a forgotten bias or c_in...), which slip; they never print the expected value. The
-AlexNet table is public (the lecture's), so its messages show the expected numbers.
+floor, bytes for KB, a forgotten bias or c_in...), which slip; they never print the expected value. Four
+public cases leave the defaults out (stride 1, pad 0, bias True), and the AlexNet table is the lecture's: their
+messages show the numbers.
 
 One child runs the whole part: the calculators are pure arithmetic.
 """
@@ -79,13 +80,13 @@ def _defaults_cases():
     """Cases that leave the defaults out (stride 1, pad 0, bias True), with the arguments actually passed."""
     return [
         ({"kind": "conv_output_size", "args": dict(size=32, kernel=3, stride=1, pad=0),
-          "category": "conv output size, defaults stride=1, pad=0"}, (32, 3)),
+          "category": "conv_output_size(32, 3): stride 1 and pad 0 by default"}, (32, 3)),
         ({"kind": "pool_output_size", "args": dict(size=56, kernel=3, stride=2, pad=0),
-          "category": "pool output size, default pad=0"}, (56, 3, 2)),
+          "category": "pool_output_size(56, 3, 2): pad 0 by default"}, (56, 3, 2)),
         ({"kind": "conv_layer", "args": dict(c_in=3, size=32, filters=10, kernel=5, stride=1, pad=0, bias=True),
-          "category": "conv, defaults stride=1, pad=0, bias=True"}, (3, 32, 10, 5)),
+          "category": "conv_layer(3, 32, 10, 5): stride 1, pad 0, bias by default"}, (3, 32, 10, 5)),
         ({"kind": "pool_layer", "args": dict(c_in=64, size=56, kernel=3, stride=2, pad=0),
-          "category": "pool, default pad=0"}, (64, 56, 3, 2)),
+          "category": "pool_layer(64, 56, 3, 2): pad 0 by default"}, (64, 56, 3, 2)),
     ]
 
 
@@ -101,8 +102,8 @@ def _is_real(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _type_problem(key, value, expected):
-    """Why ``value`` has the wrong type for ``key`` (or '')."""
+def _type_problem(key, value, expected, show=False):
+    """Why ``value`` has the wrong type for ``key`` (or ''); ``show``: the value may be printed (public cases)."""
     if expected is None:
         return "" if value is None else f"{key} should be None (a fully connected layer's output has no height)"
     if key == "memory_kb":
@@ -112,7 +113,7 @@ def _type_problem(key, value, expected):
     if _is_int(value):
         return ""
     if isinstance(value, float):
-        return f"{key} is a float ({value!r}), expected an int (use floor division //, not /)"
+        return f"{key} is a float{f' ({value!r})' if show else ''}, expected an int (use floor division //, not /)"
     return f"{key} is a {type(value).__name__}, expected an int"
 
 
@@ -142,8 +143,7 @@ def _row_hints(case, key, got, want):
     if key == "memory_kb":
         for factor, hint in ((1024, "it looks like bytes, not KB"), (1 / 4, "it looks like elements, not KB "
                              "(4 bytes an element)"), (1 / 1024, "it looks like MB, not KB"),
-                             (1.024, "it looks like KB of 1000 bytes; a KB here is 1024 bytes"),
-                             (8, "it looks like bits"), (1 / 4096, "it looks like a count of elements / 1024")):
+                             (1.024, "it looks like KB of 1000 bytes; a KB here is 1024 bytes")):
             if math.isclose(got, want * factor, rel_tol=MEMORY_TOL):
                 return hint
         if got == round(want) or got == math.floor(want) or got == math.ceil(want):
@@ -214,7 +214,7 @@ def _row_verdict(case, value, want, show=False):
     problems = []
     for key in KEYS:
         got = value[key]
-        problem = _type_problem(key, got, want[key])
+        problem = _type_problem(key, got, want[key], show)
         if problem:
             problems.append(problem)
             continue
@@ -227,11 +227,11 @@ def _row_verdict(case, value, want, show=False):
     return (False, "; ".join(problems)) if problems else (True, "")
 
 
-def _size_verdict(case, value, want):
-    problem = _type_problem("the output size", value, want)
+def _size_verdict(case, value, want, show=False):
+    problem = _type_problem("the output size", value, want, show)
     if problem:
         return False, problem[0].upper() + problem[1:]
-    ok, message = _value_verdict("the output size", value, want, _size_hint(case["args"], value), show=False)
+    ok, message = _value_verdict("the output size", value, want, _size_hint(case["args"], value), show)
     return ok, message[0].upper() + message[1:] if message else message
 
 
@@ -240,7 +240,7 @@ def _alexnet(plan, outcome):
     ok, table = plan.answer("alexnet")
     if not ok:
         problem = table
-    elif not isinstance(table, list):
+    elif not isinstance(table, (list, tuple)):
         problem = f"returned a {type(table).__name__}, expected a list of {len(rows)} dicts"
     elif len(table) != len(rows):
         problem = f"returned {len(table)} rows, expected {len(rows)} (conv1 to fc8, flatten included)"
@@ -269,14 +269,15 @@ def check(files, rng, limits, names):
         return blocked(names, f"{FILE} was not submitted")
     drawn = qv.draw_quiz_cases(rng, N_PER_KIND)
     plan = Plan(MODULE)
-    checked = []   # (test, label, case, id)
+    checked, counts = [], {}   # (test, label, case, id, show values); hidden cases numbered per test
     for i, case in enumerate(drawn):
         id = plan.call(case["kind"], *({"v": v} for v in case["args"].values()), id=f"c{i}")
-        checked.append((TEST_OF_KIND[case["kind"]], f"hidden case {i % N_PER_KIND + 1} ({case['category']})",
-                        case, id))
+        test = TEST_OF_KIND[case["kind"]]
+        counts[test] = counts.get(test, 0) + 1
+        checked.append((test, f"hidden case {counts[test]} ({case['category']})", case, id, False))
     for i, (case, args) in enumerate(_defaults_cases()):
         id = plan.call(case["kind"], *({"v": v} for v in args), id=f"d{i}")
-        checked.append((TEST_OF_KIND[case["kind"]], f"defaults ({case['category']})", case, id))
+        checked.append((TEST_OF_KIND[case["kind"]], case["category"], case, id, True))   # public values
     plan.call("alexnet_table", id="alexnet")
     plan.run({FILE: files[FILE]}, limits)
     error = plan.import_error()
@@ -284,14 +285,14 @@ def check(files, rng, limits, names):
         return blocked(names, f"{FILE} could not be imported: {error}")
 
     outcomes = {name: Outcome() for name in list(dict.fromkeys(TEST_OF_KIND.values())) + ["alexnet_table"]}
-    for test, label, case, id in checked:
+    for test, label, case, id, show in checked:
         ok, value = plan.answer(id)
         want = qv.expected(case)
         if not ok:
             outcomes[test].add(label, False, value)
         elif case["kind"].endswith("_size"):
-            outcomes[test].add(label, *_size_verdict(case, value, want))
+            outcomes[test].add(label, *_size_verdict(case, value, want, show))
         else:
-            outcomes[test].add(label, *_row_verdict(case, value, want))
+            outcomes[test].add(label, *_row_verdict(case, value, want, show))
     _alexnet(plan, outcomes["alexnet_table"])
     return {name: outcomes.get(name) for name in names}

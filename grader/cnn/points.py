@@ -17,6 +17,29 @@ PARTS = {
         ("1.10", "spatial_batchnorm_forward", 2),
         ("1.11", "spatial_batchnorm_backward", 2),
     ]),
+    "initializers": ("initializers.py", [
+        ("2.1", "fan_in_and_fan_out", 1),
+        ("2.2", "calculate_gain", 1),
+        ("2.3", "xavier_normal", 1.5),
+        ("2.4", "xavier_uniform", 1.5),
+        ("2.5", "kaiming_normal", 1.5),
+        ("2.6", "kaiming_uniform", 1.5),
+        ("2.7", "activation_stds", 2),
+    ]),
+    "resnet": ("resnet.py", [
+        ("3.1", "BasicBlock", 5),
+        ("3.2", "Bottleneck", 4),
+        ("3.3", "PreActBlock", 4),
+        ("3.4", "ResNet networks", 5),
+        ("3.5", "init and zero_init_residual", 2),
+    ]),
+    "quiz": ("quiz.py", [
+        ("4.1", "conv_output_size and pool_output_size", 2),
+        ("4.2", "conv_layer", 3),
+        ("4.3", "pool_layer", 2),
+        ("4.4", "fc_layer", 2),
+        ("4.5", "alexnet_table", 1),
+    ]),
 }
 
 # Gradescope visibility of every test: "visible", "after_due_date", "after_published" or "hidden".

@@ -1,0 +1,525 @@
+"""Checker of initializers.py: fans and gains against closed forms, the four initializers by the statistics of
+large samples, and the activation experiment against the grader's own replay of the contract's procedure.
+
+Statistical checks allow SIGMAS standard errors, each derived from the sample size n:
+  * mean: sigma / sqrt(n);
+  * std: sigma / sqrt(2 n) for normal draws; for U(-a, a), whose kurtosis is 9/5, sigma * sqrt(1/5) / sqrt(n)
+    (the sample std's standard error is sigma * sqrt((kurtosis - 1) / (4 n)));
+  * normal draws: the sample kurtosis within sqrt(24 / n) of 3 (a uniform draw has 1.8);
+  * uniform draws: every |w| <= a (up to 1e-12 relative: the student's a and ours may differ in the last bit),
+    and max |w| >= a (1 - 30 / n) (all n draws stay below (1 - t) a with probability (1 - t)^n ~ e^-30).
+At 6 standard errors a right implementation fails a check with probability about 2e-9. Per initializer: 12
+hidden cases (a 2-D and a 4-D shape drawn per submission x 3 modes x 2 gains or nonlinearities) of 15k to 60k
+values, where the std's tolerance is 2 to 3.5%, and one all-defaults case of 200k to 570k values (under 1%).
+Every wrong formula we know of is off by far more: the hidden shapes keep the larger fan 1.5-1.8 or 2.3-2.7
+times the smaller, so the three modes give stds at least 12% apart, and no mode mix-up is off by exactly the
+sqrt(2) or sqrt(3) of another slip (the messages name the slip a wrong std matches).
+
+Arrays cross back raw; the grader computes every statistic. One child for the fans, gains and the activation
+experiment, and one per initializer (under a million float64 values each: about 10 MB of results, well under
+the sandbox's caps), so a slow or hanging initializer costs its own test only.
+
+Fans may come back as a tuple, list or 1-D array of two numbers equal to the closed form (as the public test's
+``tuple(got) == expected`` accepts); gains as any real number within 1e-12 relative.
+
+The activation experiment runs with init callables the grader owns (``builtin:normal_init`` of the driver):
+the same seed must give the same numbers as the grader's replay (1e-9 relative), so the student's
+activation_stds is graded on its own, not on their initializers. When the numbers differ, the message says
+whether the trend (the std falling, holding or growing layer after layer) is right, which points at the
+procedure (the order of draws, one Generator) rather than the arithmetic.
+"""
+import math
+
+import numpy as np
+
+from grader.checks import Outcome, blocked
+from grader.plan import Plan
+from grader.sandbox.driver import builtin_normal_init
+
+FILE = "initializers.py"
+MODULE = "initializers"
+SIGMAS = 6
+GAIN_TOL = 1e-12
+STDS_TOL = 1e-9
+MODES = ("fan_in", "fan_out", "fan_avg")
+SCHEMES = {   # name: (family, uniform?)
+    "xavier_normal": ("xavier", False),
+    "xavier_uniform": ("xavier", True),
+    "kaiming_normal": ("kaiming", False),
+    "kaiming_uniform": ("kaiming", True),
+}
+GAINS = {"linear": 1.0, "sigmoid": 1.0, "relu": math.sqrt(2.0), "tanh": 5.0 / 3.0}
+KERNELS = [(3, 3), (5, 5), (7, 7), (3, 5), (5, 3), (1, 5), (5, 1), (2, 2)]
+OTHER_NONLINEARITIES = ["tanh", "linear", "leaky_relu", "sigmoid"]
+
+
+def gain_of(nonlinearity, param=None):
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else param
+        return math.sqrt(2.0 / (1.0 + slope ** 2))
+    return GAINS[nonlinearity]
+
+
+def fans(shape):
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    f, c, kh, kw = shape
+    return c * kh * kw, f * kh * kw
+
+
+def fan_of(shape, mode):
+    fan_in, fan_out = fans(shape)
+    return {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Drawing the hidden shapes
+# ------------------------------------------------------------------------------------------------------------
+
+def _ratio(rng):
+    """How many times the larger fan exceeds the smaller: 1.5 to 1.8 or 2.3 to 2.7, so the three modes give
+    distinct stds, and none of them is off by the sqrt(2) or sqrt(3) of another slip."""
+    return float(rng.uniform(1.5, 1.8) if rng.integers(2) else rng.uniform(2.3, 2.7))
+
+
+def shape_2d(rng, low=100, high=150):
+    """(Din, Dout): the smaller in [low, high], the larger ``_ratio`` times it, either way round."""
+    small = int(rng.integers(low, high + 1))
+    large = round(small * _ratio(rng))
+    return (small, large) if rng.integers(2) else (large, small)
+
+
+def shape_4d(rng, kernel=None, elements=(20_000, 60_000)):
+    """(F, C, KH, KW) of about ``elements`` values, F / C a ``_ratio`` either way round."""
+    kh, kw = kernel or KERNELS[int(rng.integers(len(KERNELS)))]
+    r = _ratio(rng) if rng.integers(2) else 1 / _ratio(rng)
+    target = float(rng.uniform(*elements))
+    c = max(1, round(math.sqrt(target / (kh * kw * r))))
+    return max(1, round(c * r)), c, kh, kw
+
+
+def _shape_words(shape):
+    if len(shape) == 2:
+        return "2-D (Din, Dout) weight"
+    kh, kw = shape[2:]
+    kind = "" if kh == kw == 1 else ("square " if kh == kw else "non-square ")
+    return f"4-D conv weight, {kind}{kh}x{kw} kernel"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Verdicts
+# ------------------------------------------------------------------------------------------------------------
+
+def _raises_value_error(ok, value):
+    if ok:
+        return False, "returned a value; expected it to raise ValueError"
+    if value.startswith("ValueError"):
+        return True, ""
+    return False, f"expected ValueError, got: {value}"
+
+
+def _array_problem(w, shape, dtype=True):
+    """What is wrong with the array ``w`` (or ''); ``dtype=False`` leaves the dtype to the statistical cases."""
+    if not isinstance(w, np.ndarray):
+        return f"returned a {type(w).__name__}, expected a numpy array"
+    if w.shape != tuple(shape):   # the hidden shape stays hidden
+        if w.shape == tuple(shape)[::-1]:
+            return "returned the shape reversed (transposed); return an array of exactly the shape asked for"
+        return f"returned a {w.ndim}-D array of another shape than the {len(shape)}-D shape asked for"
+    if dtype and w.dtype != np.float64:
+        return f"returned dtype {w.dtype}, expected float64"
+    if not np.all(np.isfinite(w)):
+        return "returned non-finite values (nan or inf)"
+    return ""
+
+
+def _std_diagnosis(got, shape, mode, gain, family, uniform):
+    """Which slip gives the std ``got`` (or ''), from the std each slip would give."""
+    fan_in, fan_out = fans(shape)
+    fan = fan_of(shape, mode)
+    std = gain / math.sqrt(fan)
+    candidates = []
+    for other in MODES:
+        if other != mode:
+            candidates.append((gain / math.sqrt(fan_of(shape, other)),
+                               f"it matches mode {other!r}; this case asked for mode {mode!r}"))
+    candidates.append((gain / math.sqrt(fan_in + fan_out),
+                       "it looks like fan_avg = fan_in + fan_out; fan_avg is their mean, (fan_in + fan_out) / 2"))
+    if len(shape) == 2:
+        swapped = {"fan_in": fan_out, "fan_out": fan_in, "fan_avg": fan}[mode]
+        candidates.append((gain / math.sqrt(swapped), "it looks like fan_in and fan_out are swapped: the lecture's "
+                                                      "W is (Din, Dout), so fan_in = shape[0]"))
+    else:
+        f, c, kh, kw = shape
+        bare = {"fan_in": c, "fan_out": f, "fan_avg": (c + f) / 2}[mode]
+        candidates.append((gain / math.sqrt(bare), "it looks like the kernel size (KH * KW) is left out of the fan"))
+        if mode != "fan_in":
+            part = {"fan_out": f, "fan_avg": (c * kh * kw + f) / 2}[mode]
+            candidates.append((gain / math.sqrt(part), "it looks like fan_out leaves out the kernel size: "
+                                                       "fan_out = F * KH * KW"))
+    if family == "kaiming" and math.isclose(gain, math.sqrt(2)):
+        candidates.append((2 / math.sqrt(fan), "it looks like the slide's typo std = 2 / sqrt(fan); the right "
+                                               "std is sqrt(2 / fan)"))
+    if gain != 1.0:
+        candidates.append((1 / math.sqrt(fan), "it looks like the gain is left out"))
+        candidates.append((gain ** 2 / math.sqrt(fan), "it looks like the gain is squared"))
+    if uniform:
+        candidates.append((std / math.sqrt(3), "it looks like the bound is gain * sqrt(1 / fan); U(-a, a) has std "
+                                               "a / sqrt(3), so a = gain * sqrt(3 / fan)"))
+    candidates.append((gain / fan, "it looks like the std is gain / fan (a missing square root)"))
+    candidates.append((gain ** 2 / fan, "it looks like the variance was used where the std belongs"))
+    matches = []
+    for value, words in candidates:
+        if abs(value / std - 1) > 1e-6 and abs(got / value - 1) < 0.02 and words not in matches:
+            matches.append(words)
+    return "; or ".join(matches[:2])
+
+
+def sample_verdict(w, shape, std, bound=None, diagnose=None):
+    """(ok, message) for the sample ``w``: shape, dtype, std, mean, distribution (kurtosis or range)."""
+    problem = _array_problem(w, shape)
+    if problem:
+        return False, problem
+    n = w.size
+    mean, got = float(w.mean()), float(w.std())
+    std_error = std * (math.sqrt(1 / 5) if bound is not None else math.sqrt(1 / 2)) / math.sqrt(n)
+    if abs(got - std) > SIGMAS * std_error:
+        message = f"the std is off by a factor {got / std:.4f} (allowed 1 +- {SIGMAS * std_error / std:.3f})"
+        hint = diagnose(got) if diagnose and got > 0 else ""
+        return False, message + (f": {hint}" if hint else "")
+    if abs(mean) > SIGMAS * std / math.sqrt(n):
+        return False, f"the mean is {mean / std:+.4f} std away from 0 (allowed +-{SIGMAS / math.sqrt(n):.3f})"
+    if bound is None:
+        centred = w - mean
+        kurtosis = float(np.mean(centred ** 4) / np.mean(centred ** 2) ** 2)
+        if abs(kurtosis - 3) > SIGMAS * math.sqrt(24 / n):
+            return False, (f"the values do not look normally distributed (kurtosis {kurtosis:.3f}, a normal's is 3"
+                           f"{', a uniform draw?' if kurtosis < 2.2 else ''})")
+        return True, ""
+    biggest = float(np.abs(w).max())
+    if biggest > bound * (1 + 1e-12):
+        return False, (f"values reach {biggest / bound:.4f} a; U(-a, a) stays within [-a, a] "
+                       "(a normal draw where a uniform one belongs?)")
+    if biggest < bound * (1 - 30 / n):
+        return False, f"the values do not fill [-a, a]: the largest |w| is only {biggest / bound:.4f} a"
+    return True, ""
+
+
+def _fan_verdict(value, expected):
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        return False, f"returned {type(value).__name__}" + (f" of {len(value)}" if isinstance(value, (tuple, list))
+                                                             else "") + ", expected a tuple (fan_in, fan_out)"
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
+        return False, "expected two numbers (fan_in, fan_out)"
+    wrong = [name for name, v, e in zip(("fan_in", "fan_out"), value, expected) if v != e]
+    if not wrong:
+        return True, ""
+    got_in, got_out = value
+    e_in, e_out = expected
+    if (got_in, got_out) == (e_out, e_in):
+        return False, "fan_in and fan_out are swapped (the lecture's W is (Din, Dout): fan_in = shape[0])"
+    return False, f"{' and '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} wrong"
+
+
+def _real(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Child 1: fans, gains, the activation experiment
+# ------------------------------------------------------------------------------------------------------------
+
+class Shapes:
+    """Shape tuples built in the child (JSON literals arrive as lists)."""
+
+    def __init__(self, plan):
+        self.plan, self.names = plan, {}
+
+    def __call__(self, shape):
+        shape = tuple(int(s) for s in shape)
+        if shape not in self.names:
+            self.names[shape] = f"shape{len(self.names)}"
+            self.plan.call("builtin:tuple", *({"v": s} for s in shape), save=self.names[shape])
+        return {"var": self.names[shape]}
+
+
+def _plan_fans(plan, shapes, rng):
+    cases = [(shape_2d(rng, 10, 300), "2-D (Din, Dout) weight") for _ in range(3)]
+    for kernel in [None, None, (3, 5), (1, 1)]:
+        shape = shape_4d(rng, kernel, elements=(500, 50_000))
+        cases.append((shape, _shape_words(shape)))
+    for rank in (1, 3, 5):
+        cases.append((tuple(int(rng.integers(2, 9)) for _ in range(rank)), f"rank {rank}: ValueError expected"))
+    for i, (shape, words) in enumerate(cases):
+        plan.call("fan_in_and_fan_out", shapes(shape), id=f"fan{i}")
+
+    def verdicts(outcome):
+        for i, (shape, words) in enumerate(cases):
+            ok, value = plan.answer(f"fan{i}")
+            label = f"hidden case {i + 1} ({words})"
+            if len(shape) in (2, 4):
+                outcome.add(label, *(_fan_verdict(value, fans(shape)) if ok else (False, value)))
+            else:
+                outcome.add(label, *_raises_value_error(ok, value))
+    return verdicts
+
+
+def _plan_gains(plan, rng):
+    slope = round(float(rng.uniform(0.05, 0.5)), 6)
+    cases = [(("linear",), "linear"), (("sigmoid",), "sigmoid"), (("relu",), "relu"), (("tanh",), "tanh"),
+             (("leaky_relu",), "leaky_relu, default slope"), (("leaky_relu", slope), "leaky_relu, slope given"),
+             (("leaky_relu", 0.0), "leaky_relu, slope 0 (a ReLU)"), (("softplus",), "unknown name: ValueError")]
+    for i, (args, _) in enumerate(cases):
+        plan.call("calculate_gain", *({"v": a} for a in args), id=f"gain{i}")
+
+    def verdicts(outcome):
+        for i, (args, words) in enumerate(cases):
+            ok, value = plan.answer(f"gain{i}")
+            label = f"case {i + 1} ({words})"
+            if args[0] == "softplus":
+                outcome.add(label, *_raises_value_error(ok, value))
+            elif not ok:
+                outcome.add(label, False, value)
+            elif not _real(value):
+                outcome.add(label, False, f"returned a {type(value).__name__}, expected a float")
+            else:
+                expected = gain_of(*args)
+                good = math.isclose(value, expected, rel_tol=GAIN_TOL)
+                if good:
+                    message = ""
+                elif len(args) > 1 and args[1] != 0.0:   # the hidden slope stays hidden
+                    message = f"the gain is {'too large' if value > expected else 'too small'}: " \
+                              "sqrt(2 / (1 + slope ** 2)) with slope = param"
+                else:
+                    message = f"returned {value:.6g}, expected {expected:.6g}"
+                if not good and args[1:] == (0.0,) and math.isclose(value, gain_of("leaky_relu"), rel_tol=GAIN_TOL):
+                    message += " (a slope of 0 is a value, not 'no slope given': test `param is None`)"
+                outcome.add(label, good, message)
+    return verdicts
+
+
+def replay(scale, per_sqrt_fan_in, nonlinearity, dims, batch, generator):
+    """The contract's procedure, with the same init callable the child gets."""
+    init = builtin_normal_init(scale, per_sqrt_fan_in)
+    f = np.tanh if nonlinearity == "tanh" else (lambda z: np.maximum(0.0, z))
+    x = generator.standard_normal((batch, dims[0]))
+    stds = []
+    for d_in, d_out in zip(dims[:-1], dims[1:]):
+        x = f(x @ init((d_in, d_out), rng=generator))
+        stds.append(float(x.std()))
+    return stds
+
+
+def _trend(stds):
+    ratio = stds[-1] / stds[0] if stds[0] > 0 else float("inf")
+    return "falls" if ratio < 0.8 else ("grows" if ratio > 1.25 else "holds steady")
+
+
+def stds_verdict(value, expected, batch, dims):
+    """(ok, message) for a list of per-layer stds against the replay's."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)):
+        return False, f"returned a {type(value).__name__}, expected a list of floats"
+    if len(value) != len(expected):
+        return False, f"returned {len(value)} stds, expected one per layer ({len(expected)})"
+    if not all(_real(v) for v in value):
+        return False, "expected a list of floats"
+    got = np.array(value, dtype=np.float64)
+    exp = np.array(expected)
+    if not np.all(np.isfinite(got)):
+        return False, "returned non-finite stds"
+    error = float(np.max(np.abs(got - exp) / np.maximum(1e-300, np.abs(exp))))
+    if error <= STDS_TOL:
+        return True, ""
+    message = f"the stds differ from the contract's procedure (max relative error {error:.1e})"
+    n = batch * np.array(dims[1:])
+    if np.allclose(got / exp, np.sqrt(n / (n - 1)), rtol=1e-9):
+        return False, message + ": it looks like ddof=1; the std is over all elements with ddof 0 (x.std())"
+    if _trend(got) == _trend(exp) and np.all(np.abs(got / exp - 1) < 0.25):
+        return False, message + (f". Your numbers follow the right trend (the std {_trend(exp)} layer after "
+                                 "layer) but not the exact procedure: make one Generator g from rng, once; draw "
+                                 "x = g.standard_normal((batch, dims[0])) first; then for each layer W = "
+                                 "init((Din, Dout), rng=g) and x = f(x @ W); record x.std()")
+    return False, message + f"; the trend is off too (the std {_trend(exp)} layer after layer; yours {_trend(got)})"
+
+
+def _plan_activations(plan, rng):
+    def dims():
+        return tuple(int(d) for d in rng.integers(256, 513, size=int(rng.integers(4, 7))))  # 3 to 5 layers
+
+    experiments = []   # (words, scale, per_sqrt_fan_in, nonlinearity, dims, batch or None)
+    for words, kind, nonlinearity in [
+            ("tanh, small fixed-scale normal init: the activations collapse", "small", "tanh"),
+            ("tanh, large fixed-scale normal init: tanh saturates", "large", "tanh"),
+            ("relu, fixed-scale normal init", "small", "relu"),
+            ("tanh, Xavier-style init", 1.0, "tanh"),
+            ("tanh, Xavier-style init with gain 5/3", 5 / 3, "tanh"),
+            ("relu, Kaiming-style init", math.sqrt(2), "relu"),
+            ("relu, the slide's 2 / sqrt(Din)", 2.0, "relu")]:
+        d = dims()
+        if kind == "small":
+            scale, per = float(rng.uniform(0.3, 0.7)) / math.sqrt(np.mean(d)), False
+        elif kind == "large":
+            scale, per = float(rng.uniform(2.0, 4.0)) / math.sqrt(np.mean(d)), False
+        else:
+            scale, per = float(kind), True
+        experiments.append((words, scale, per, nonlinearity, d, int(rng.integers(16, 65))))
+    experiments.append(("relu, Kaiming-style init, batch left out (default 16)", math.sqrt(2), True, "relu",
+                        dims(), None))
+    seeds = [int(s) for s in rng.integers(2 ** 31, size=len(experiments) + 1)]
+    for i, (words, scale, per, nonlinearity, d, batch) in enumerate(experiments):
+        plan.call("builtin:normal_init", {"v": scale}, {"v": per}, save=f"init{i}")
+        kwargs = {"dims": {"v": list(d)}, "rng": {"v": seeds[i]}}
+        if batch is not None:
+            kwargs["batch"] = {"v": batch}
+        plan.call("activation_stds", {"var": f"init{i}"}, {"v": nonlinearity}, id=f"act{i}", **kwargs)
+    # A Generator passed in is used as it is: two calls with it continue one stream.
+    g_dims, g_batch = dims(), int(rng.integers(16, 65))
+    plan.call("builtin:normal_init", {"v": 1.0}, {"v": True}, save="init_g")
+    plan.call("builtin:rng", {"v": seeds[-1]}, save="g")
+    for k in range(2):
+        plan.call("activation_stds", {"var": "init_g"}, {"v": "tanh"}, dims={"v": list(g_dims)},
+                  batch={"v": g_batch}, rng={"var": "g"}, id=f"actg{k}")
+    plan.call("activation_stds", {"var": "init_g"}, {"v": "gelu"}, dims={"v": [8, 8]}, rng={"v": 0}, id="actbad")
+
+    def verdicts(outcome):
+        for i, (words, scale, per, nonlinearity, d, batch) in enumerate(experiments):
+            ok, value = plan.answer(f"act{i}")
+            b = 16 if batch is None else batch
+            expected = replay(scale, per, nonlinearity, d, b, np.random.default_rng(seeds[i]))
+            outcome.add(f"hidden case {i + 1} ({words})",
+                        *(stds_verdict(value, expected, b, d) if ok else (False, value)))
+        generator = np.random.default_rng(seeds[-1])
+        problems = []
+        for k in range(2):
+            ok, value = plan.answer(f"actg{k}")
+            expected = replay(1.0, True, "tanh", g_dims, g_batch, generator)
+            good, message = stds_verdict(value, expected, g_batch, g_dims) if ok else (False, value)
+            if not good:
+                problems.append(f"call {k + 1}: {message}")
+        hint = " (use the Generator you are given as it is: np.random.default_rng(g) returns g itself)" \
+            if len(problems) == 1 and problems[0].startswith("call 2") else ""
+        outcome.add("rng given as a Generator, two calls with it", not problems, "; ".join(problems) + hint)
+        outcome.add("unknown nonlinearity ('gelu')", *_raises_value_error(*plan.answer("actbad")))
+    return verdicts
+
+
+# ------------------------------------------------------------------------------------------------------------
+# One child per initializer
+# ------------------------------------------------------------------------------------------------------------
+
+def _plan_scheme(name, rng):
+    family, uniform = SCHEMES[name]
+    plan = Plan(MODULE)
+    shapes = Shapes(plan)
+    seeds = iter(int(s) for s in rng.integers(2 ** 31, size=64))
+    cases = []   # (label, shape, mode, gain, kwargs)
+    weights = [shape_2d(rng), shape_4d(rng)]
+    others = [OTHER_NONLINEARITIES[int(i)] for i in rng.permutation(len(OTHER_NONLINEARITIES))]
+    for shape in weights:
+        for mode in MODES:
+            if family == "xavier":
+                gain = round(float(rng.uniform(0.5, 2.5)), 6)
+                variants = [({}, 1.0, "default gain"), ({"gain": {"v": gain}}, gain, "gain given")]
+            else:
+                other = others.pop() if others else OTHER_NONLINEARITIES[int(rng.integers(4))]
+                variants = [({}, gain_of("relu"), "default nonlinearity relu"),
+                            ({"nonlinearity": {"v": other}}, gain_of(other), f"nonlinearity {other}")]
+            for kwargs, gain_value, words in variants:
+                cases.append((f"{_shape_words(shape)}, mode {mode}, {words}", shape, mode, gain_value,
+                              dict(kwargs, mode={"v": mode})))
+    big = shape_2d(rng, 360, 460)
+    default_mode = "fan_avg" if family == "xavier" else "fan_in"
+    default_gain = 1.0 if family == "xavier" else gain_of("relu")
+    cases.append((f"large 2-D sample, all defaults (mode {default_mode}, "
+                  f"{'gain 1' if family == 'xavier' else 'relu'})", big, default_mode, default_gain, {}))
+    for i, (label, shape, mode, gain, kwargs) in enumerate(cases):
+        plan.call(name, shapes(shape), id=f"s{i}", rng={"v": next(seeds)}, **kwargs)
+
+    small = (int(rng.integers(20, 41)), int(rng.integers(20, 41)))
+    seed = next(seeds)
+    plan.call(name, shapes(small), rng={"v": seed}, id="same0")
+    plan.call(name, shapes(small), rng={"v": seed}, id="same1")
+    plan.call(name, shapes(small), rng={"v": seed + 1}, id="other")
+    plan.call("builtin:rng", {"v": next(seeds)}, save="g")
+    plan.call(name, shapes(small), rng={"var": "g"}, id="gen0")
+    plan.call(name, shapes(small), rng={"var": "g"}, id="gen1")
+    plan.call(name, shapes(small), id="none")
+    plan.call(name, shapes(small), mode={"v": "fan_sum"}, rng={"v": 0}, id="badmode")
+    plan.call(name, shapes((10, 10, 10)), rng={"v": 0}, id="badrank")
+    if family == "kaiming":
+        plan.call(name, shapes(small), nonlinearity={"v": "swish"}, rng={"v": 0}, id="badgain")
+
+    def verdicts():
+        outcome = Outcome()
+        for i, (label, shape, mode, gain, kwargs) in enumerate(cases):
+            std = gain / math.sqrt(fan_of(shape, mode))
+            ok, w = plan.answer(f"s{i}")
+
+            def diagnose(got, shape=shape, mode=mode, gain=gain):
+                return _std_diagnosis(got, shape, mode, gain, family, uniform)
+            outcome.add(f"hidden case {i + 1} ({label})",
+                        *(sample_verdict(w, shape, std, std * math.sqrt(3) if uniform else None, diagnose)
+                          if ok else (False, w)))
+        answers = {k: plan.answer(k) for k in ("same0", "same1", "other", "gen0", "gen1", "none")}
+
+        def pair(a, b, equal, words):
+            (ok_a, x), (ok_b, y) = answers[a], answers[b]
+            for ok, v in ((ok_a, x), (ok_b, y)):
+                if not ok:
+                    return False, v
+                problem = _array_problem(v, small, dtype=False)
+                if problem:
+                    return False, problem
+            same = np.array_equal(x, y)
+            return (True, "") if same == equal else (False, words)
+        outcome.add("the same int seed twice gives the same array",
+                    *pair("same0", "same1", True, "two calls with the same int seed returned different arrays "
+                                                  "(make the Generator from rng: np.random.default_rng(rng))"))
+        outcome.add("different int seeds give different arrays",
+                    *pair("same0", "other", False, "two different seeds returned the same array"))
+        outcome.add("a Generator passed in is used (two calls with it differ)",
+                    *pair("gen0", "gen1", False, "two calls with the same Generator returned the same array: draw "
+                                                 "from the Generator you are given, it advances"))
+        ok, w = answers["none"]
+        problem = _array_problem(w, small, dtype=False) if ok else w
+        outcome.add("rng left out (None: fresh entropy)", not problem, problem)
+        outcome.add("an unknown mode ('fan_sum') raises ValueError", *_raises_value_error(*plan.answer("badmode")))
+        outcome.add("a rank-3 shape raises ValueError", *_raises_value_error(*plan.answer("badrank")))
+        if family == "kaiming":
+            outcome.add("an unknown nonlinearity ('swish') raises ValueError",
+                        *_raises_value_error(*plan.answer("badgain")))
+        return outcome
+    return plan, verdicts
+
+
+# ------------------------------------------------------------------------------------------------------------
+
+def check(files, rng, limits, names):
+    """{test name: Outcome} for the tests in ``names``."""
+    if FILE not in files:
+        return blocked(names, f"{FILE} was not submitted")
+    source = {FILE: files[FILE]}
+    plan = Plan(MODULE)
+    shapes = Shapes(plan)
+    fan_verdicts = _plan_fans(plan, shapes, rng)
+    gain_verdicts = _plan_gains(plan, rng)
+    activation_verdicts = _plan_activations(plan, rng)
+    schemes = {name: _plan_scheme(name, rng) for name in SCHEMES}   # drawn before any child runs
+    plan.run(source, limits)
+    error = plan.import_error()
+    if error:
+        return blocked(names, f"{FILE} could not be imported: {error}")
+    outcomes = {name: Outcome() for name in ("fan_in_and_fan_out", "calculate_gain", "activation_stds")}
+    fan_verdicts(outcomes["fan_in_and_fan_out"])
+    gain_verdicts(outcomes["calculate_gain"])
+    activation_verdicts(outcomes["activation_stds"])
+    for name, (scheme_plan, verdicts) in schemes.items():
+        if name not in names:
+            continue
+        scheme_plan.run(source, limits)
+        outcomes[name] = verdicts()
+    return {name: outcomes.get(name) for name in names}

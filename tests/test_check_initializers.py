@@ -1,0 +1,169 @@
+"""grader/cnn/check_initializers.py: the reference initializers.py scores full marks, the stub zero, and
+realistic slips lose points in the tests they touch and only there, with messages that name the slip.
+
+Each variant is graded in full (five sandbox children, about a second each), so the variants are few and
+chosen to cover every test."""
+import math
+
+import numpy as np
+import pytest
+
+from grader import paths
+from grader.cnn import check_initializers as ci
+from grader.cnn.points import PARTS
+from grader.grade import grade
+from grader.sandbox import Limits
+
+LIMITS = Limits(wall_seconds=30, call_seconds=10)
+FILE, TESTS = PARTS["initializers"]
+NAMES = [name for _, name, _ in TESTS]
+SOLUTION = (paths.solutions_dir("cnn") / FILE).read_text()
+FANS, GAIN, XN, XU, KN, KU, ACT = NAMES
+
+
+def run(source, seed=0):
+    return ci.check({FILE: source.encode()}, np.random.default_rng(seed), LIMITS, NAMES)
+
+
+def variant(*replacements):
+    """The solution with each (old, new) applied; every ``old`` must appear exactly once."""
+    source = SOLUTION
+    for old, new in replacements:
+        assert source.count(old) == 1, f"{old!r} appears {source.count(old)} times in the solution, expected once"
+        source = source.replace(old, new)
+    return source
+
+
+def test_the_solution_scores_full_marks_through_grade(tmp_path):
+    (tmp_path / FILE).write_text(SOLUTION)
+    tests, _ = grade(tmp_path, parts=["initializers"], limits=LIMITS, log=lambda m: None)
+    assert [t.name for t in tests] == NAMES
+    assert all(t.score == t.max_score for t in tests), [(t.name, t.output) for t in tests if t.score < t.max_score]
+    assert sum(t.max_score for t in tests) == 10
+
+
+def test_the_stub_scores_zero_without_crashing(tmp_path):
+    (tmp_path / FILE).write_bytes((paths.assignments_dir("cnn") / FILE).read_bytes())
+    tests, _ = grade(tmp_path, parts=["initializers"], limits=LIMITS, log=lambda m: None)
+    assert [t.name for t in tests] == NAMES
+    for t in tests:
+        assert t.score == 0 and "NotImplementedError" in t.output, (t.name, t.output)
+
+
+# (name, replacements, {test: phrase some failed case's message contains}); every other test keeps its points.
+VARIANTS = [
+    ("kaiming std from the slide's typo 2 / sqrt(fan)",
+     [("std = calculate_gain(nonlinearity) / np.sqrt(_fan(shape, mode))", "std = 2 / np.sqrt(_fan(shape, mode))")],
+     {KN: "slide's typo"}),
+    ("fan_avg without the / 2",
+     [('"fan_avg": (fan_in + fan_out) / 2}', '"fan_avg": fan_in + fan_out}')],
+     {XN: "fan_avg is their mean", XU: "fan_avg is their mean", KN: "fan_avg is their mean",
+      KU: "fan_avg is their mean"}),
+    ("xavier uniform bound sqrt(1 / fan)",
+     [("bound = gain * np.sqrt(3.0 / _fan(shape, mode))", "bound = gain * np.sqrt(1.0 / _fan(shape, mode))")],
+     {XU: "gain * sqrt(3 / fan)"}),
+    ("conv fan_out forgets the kernel size",
+     [("return c * kh * kw, f * kh * kw", "return c * kh * kw, f")],
+     {FANS: "fan_out is wrong", XN: "kernel size", XU: "kernel size", KN: "kernel size", KU: "kernel size"}),
+    ("activation_stds makes a new Generator per layer",
+     [("w = init((d_in, d_out), rng=g)", "w = init((d_in, d_out), rng=_as_generator(rng))")],
+     {ACT: "right trend"}),
+    ("leaky_relu slope 0 taken as the default",
+     [("slope = 0.01 if param is None else float(param)", "slope = float(param or 0.01)")],
+     {GAIN: "param is None"}),
+    ("xavier_normal draws a uniform of the right std",
+     [("std = gain / np.sqrt(_fan(shape, mode))\n    return _as_generator(rng).normal(0.0, std, size=tuple(shape))",
+       "std = gain / np.sqrt(_fan(shape, mode))\n"
+       "    return _as_generator(rng).uniform(-std * 3 ** 0.5, std * 3 ** 0.5, size=tuple(shape))")],
+     {XN: "normally distributed"}),
+    ("kaiming_uniform returns float32 and ignores a Generator it is given",
+     [("bound = calculate_gain(nonlinearity) * np.sqrt(3.0 / _fan(shape, mode))\n"
+       "    return _as_generator(rng).uniform(-bound, bound, size=tuple(shape))",
+       "bound = calculate_gain(nonlinearity) * np.sqrt(3.0 / _fan(shape, mode))\n"
+       "    rng = rng if isinstance(rng, int) else 0\n"
+       "    return _as_generator(rng).uniform(-bound, bound, size=tuple(shape)).astype(np.float32)")],
+     {KU: "float64"}),
+]
+# Beyond the phrase above, these cases (by label prefix) must fail, and no other case of that test.
+EXACT_FAILURES = {
+    "kaiming_uniform returns float32 and ignores a Generator it is given": {
+        KU: ("hidden case", "a Generator passed in is used")},
+    "activation_stds makes a new Generator per layer": {ACT: ("hidden case",)},
+    "leaky_relu slope 0 taken as the default": {GAIN: ("case 7 (leaky_relu, slope 0",)},
+}
+
+
+@pytest.mark.parametrize("name, replacements, losses", VARIANTS, ids=[v[0] for v in VARIANTS])
+def test_a_slip_costs_its_tests_only(name, replacements, losses):
+    outcomes = run(variant(*replacements))
+    for test in NAMES:
+        outcome = outcomes[test]
+        assert not outcome.blocker, (test, outcome.blocker)
+        failed = [c for c in outcome.cases if not c.ok]
+        if test in losses:
+            assert failed, f"{name}: {test} should lose points"
+            assert any(losses[test] in c.message for c in failed), (test, [c.message for c in failed])
+            prefixes = EXACT_FAILURES.get(name, {}).get(test)
+            if prefixes:
+                assert all(c.label.startswith(prefixes) for c in failed), (test, [c.label for c in failed])
+                assert all(any(c.label.startswith(p) for c in failed) for p in prefixes), (test, failed)
+        else:
+            assert not failed, (name, test, [(c.label, c.message) for c in failed])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The statistics themselves, without a sandbox: right samples pass, wrong ones fail, tolerances follow n.
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_sample_verdict_accepts_right_draws_and_rejects_wrong_ones():
+    rng = np.random.default_rng(0)
+    shape, std = (300, 500), 0.05
+    a = std * math.sqrt(3)
+    assert ci.sample_verdict(rng.normal(0, std, shape), shape, std) == (True, "")
+    assert ci.sample_verdict(rng.uniform(-a, a, shape), shape, std, bound=a) == (True, "")
+    ok, message = ci.sample_verdict(rng.normal(0, std * 1.05, shape), shape, std)
+    assert not ok and "factor 1.05" in message
+    ok, message = ci.sample_verdict(rng.uniform(-a, a, shape), shape, std)
+    assert not ok and "normally distributed" in message
+    ok, message = ci.sample_verdict(rng.normal(0, std, shape), shape, std, bound=a)
+    assert not ok and "stays within [-a, a]" in message
+    ok, message = ci.sample_verdict(rng.normal(0, std, shape) + 0.05 * std, shape, std)
+    assert not ok and "mean" in message
+    ok, message = ci.sample_verdict(rng.normal(0, std, shape).astype(np.float32), shape, std)
+    assert not ok and "float64" in message
+    ok, message = ci.sample_verdict(rng.normal(0, std, (500, 300)), shape, std)
+    assert not ok and "shape" in message
+
+
+def test_a_right_sampler_passes_the_statistical_checks_on_many_draws():
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        shape = ci.shape_4d(rng) if rng.integers(2) else ci.shape_2d(rng)
+        std = float(rng.uniform(0.01, 1))
+        assert ci.sample_verdict(rng.normal(0, std, shape), shape, std)[0]
+        a = std * math.sqrt(3)
+        assert ci.sample_verdict(rng.uniform(-a, a, shape), shape, std, bound=a)[0]
+
+
+def test_hidden_shapes_keep_the_modes_apart():
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        for shape in (ci.shape_2d(rng), ci.shape_4d(rng)):
+            fan_in, fan_out = ci.fans(shape)
+            assert max(fan_in, fan_out) / min(fan_in, fan_out) >= 1.45
+            assert 15_000 <= np.prod(shape) <= 70_000
+
+
+def test_activation_replay_matches_the_contracts_procedure():
+    dims, batch, seed = (300, 260, 280, 270), 20, 5
+    g = np.random.default_rng(seed)
+    x = g.standard_normal((batch, dims[0]))
+    expected = []
+    for d_in, d_out in zip(dims[:-1], dims[1:]):
+        x = np.tanh(x @ (g.standard_normal((d_in, d_out)) / math.sqrt(d_in)))
+        expected.append(x.std())
+    got = ci.replay(1.0, True, "tanh", dims, batch, np.random.default_rng(seed))
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    ok, message = ci.stds_verdict([v * math.sqrt(batch * d / (batch * d - 1)) for v, d in zip(got, dims[1:])],
+                                  got, batch, dims)
+    assert not ok and "ddof=1" in message
