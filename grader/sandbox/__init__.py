@@ -108,8 +108,8 @@ def _read_records(path, limit_bytes):
             record["error"] = DECIMAL.sub("<number>", str(record.get("error", ""))[:500])
             record["violations"] = [str(v)[:100] for v in record.get("violations", [])][:10]
             records[key] = record
-        except (ValueError, KeyError, TypeError, AttributeError):
-            continue  # a torn or forged line is no result
+        except (ValueError, KeyError, TypeError, AttributeError, EOFError, RecursionError, MemoryError):
+            continue  # a torn or forged line is no result (deep nesting, an .npy header claiming petabytes...)
     return records
 
 
