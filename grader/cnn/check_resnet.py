@@ -1,0 +1,353 @@
+"""Checker of resnet.py: the student's blocks and networks, built in one sandbox child, against the functional
+reference ``grader/cnn/oracles/resnet.py``.
+
+Every module under test gets the grader's own random weights (through ``load_state_dict``), so forward passes
+compare with the reference run in float64 on the very same weights, in eval and in train mode, and the running
+statistics a train-mode forward leaves behind are compared too. Parameter names and shapes come from
+``describe``; the initialisation test reads the student's own seeded init.
+"""
+import ast
+import dataclasses
+import math
+
+import numpy as np
+import torch
+
+from grader.checks import Outcome, blocked
+from grader.cnn.oracles import resnet as ref
+from grader.compare import compare
+from grader.plan import Plan
+
+FILE = "resnet.py"
+FORBIDDEN_MODULES = ("torchvision",)
+TOL = 1e-4               # float32 forward against a float64 reference...
+FLOOR = 1e-3
+FLOOR_SHARE = 0.05       # ...relative to the output's scale: float32 round-off is absolute, near 1e-6 of it
+STATS = ("running_mean", "running_var")
+BIG_TIMEOUT = 5           # construct / forward steps: a few plain calls' time each
+BLOCK_CLASS = {"basic": "BasicBlock", "bottleneck": "Bottleneck", "preact": "PreActBlock"}
+BLOCK_TEST = {"basic": "BasicBlock", "bottleneck": "Bottleneck", "preact": "PreActBlock"}
+NETWORK_TEST, INIT_TEST = "ResNet networks", "init and zero_init_residual"
+# Factory networks whose names and parameter count are checked (constructed only; never run).
+COUNTED = [("resnet20", {}, 272_474), ("resnet18", {}, 11_173_962), ("preact_resnet18", {}, 11_172_170),
+           ("resnet50", {"num_classes": 1000, "stem": "imagenet"}, 25_557_032)]
+
+
+def imports_torchvision(source):
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        if any(n == "torchvision" or n.startswith("torchvision.") for n in names):
+            return True
+    return False
+
+
+def random_state(rng, shapes):
+    """float32 weights for every key of ``shapes`` (BN variances positive), num_batches_tracked int64 0."""
+    state = {}
+    for key, shape in shapes.items():
+        leaf = key.rsplit(".", 1)[-1]
+        if leaf == "num_batches_tracked":
+            value = np.array(0, dtype=np.int64)
+        elif leaf == "running_var":
+            value = rng.uniform(0.5, 1.5, shape)
+        elif leaf == "running_mean":
+            value = 0.1 * rng.standard_normal(shape)
+        elif leaf == "weight" and len(shape) == 1:       # BN gamma
+            value = rng.uniform(0.5, 1.5, shape)
+        elif leaf == "bias":
+            value = 0.1 * rng.standard_normal(shape)
+        else:                                             # conv / fc weight: fan-in scaled
+            fan_in = int(np.prod(shape[1:]))
+            value = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
+        state[key] = value.astype(np.float32) if value.dtype != np.int64 else value
+    return state
+
+
+def _tensors(state):
+    return {k: torch.from_numpy(v.astype(np.float64) if v.dtype != np.int64 else v) for k, v in state.items()}
+
+
+def _floor(expected):
+    return max(FLOOR, FLOOR_SHARE * float(np.max(np.abs(expected)))) if np.size(expected) else FLOOR
+
+
+def _shapes_verdict(answer, expected):
+    """(ok, message): the describe() answer against the expected state_dict shapes (parameters and buffers)."""
+    ok, value = answer
+    if not ok:
+        return False, value
+    try:
+        got = {n: tuple(s) for n, s in value["parameters"]}
+        got_buffers = {n: tuple(s) for n, s in value["buffers"]}
+    except (TypeError, KeyError, ValueError):
+        return False, "could not read its parameters"
+    want = {k: tuple(s) for k, s in expected.items() if not ref.is_buffer(k)}
+    want_buffers = {k: tuple(s) for k, s in expected.items() if ref.is_buffer(k)}
+    for kind, g, w in (("parameter", got, want), ("buffer", got_buffers, want_buffers)):
+        missing, extra = sorted(set(w) - set(g)), sorted(set(g) - set(w))
+        if missing:
+            return False, f"missing {kind} {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        if extra:
+            return False, f"unexpected {kind} {extra[0]}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+        for name in w:
+            if g[name] != w[name]:
+                return False, f"{kind} {name} has shape {g[name]}, expected {w[name]}"
+    return True, ""
+
+
+class Checker:
+    def __init__(self, rng):
+        self.rng = rng
+        self.plan = Plan("resnet")
+        self.count = 0
+
+    def state_ref(self, state):
+        """Send ``state`` under a fresh prefix; the ref gives it back as a dict of tensors in the child."""
+        prefix = f"s{self.count}_"
+        self.count += 1
+        for key, value in state.items():
+            self.plan.inputs[prefix + key] = value
+        return {"state": prefix}
+
+    def plan_model(self, tag, target, args, kwargs, shapes, x):
+        """Construct, describe, load grader weights, forward eval then train, read running stats."""
+        p = self.plan
+        p.call("builtin:construct", *([{"fn": target}] + args), save=f"m{tag}", timeout_factor=BIG_TIMEOUT,
+               **kwargs)
+        p.call("builtin:describe", {"var": f"m{tag}"}, id=f"describe{tag}")
+        state = random_state(self.rng, shapes)
+        p.call("builtin:load", {"var": f"m{tag}"}, self.state_ref(state), id=f"load{tag}")
+        xkey = f"x{tag}"
+        p.inputs[xkey] = x
+        p.call("builtin:forward", {"var": f"m{tag}"}, {"tensor": xkey}, {"v": False}, id=f"eval{tag}",
+               timeout_factor=BIG_TIMEOUT)
+        p.call("builtin:forward", {"var": f"m{tag}"}, {"tensor": xkey}, {"v": True}, id=f"train{tag}",
+               timeout_factor=BIG_TIMEOUT)
+        p.call("builtin:state", {"var": f"m{tag}"}, {"v": list(STATS)}, id=f"stats{tag}")
+        return state
+
+    def verdicts(self, tag, state, x, forward):
+        """{"parameters": (ok, msg), "eval": (ok, msg), "train": (ok, msg)}; ``forward(params, x, training, st)``."""
+        p = self.plan
+        out = {"parameters": _shapes_verdict(p.answer(f"describe{tag}"), {k: v.shape for k, v in state.items()})}
+        ok, value = p.answer(f"load{tag}")
+        load_problem = None
+        if not ok:
+            load_problem = f"load_state_dict with the expected keys failed: {value}"
+        elif isinstance(value, list) and any(value):
+            load_problem = "load_state_dict reported missing or unexpected keys"
+        params = _tensors(state)
+        x64 = torch.from_numpy(x.astype(np.float64))
+        for mode, training in (("eval", False), ("train", True)):
+            if load_problem:
+                out[mode] = (False, load_problem)
+                continue
+            new_state = {}
+            with torch.no_grad():
+                expected = forward(params, x64, training, new_state).numpy()
+            ok, got = p.answer(f"{mode}{tag}")
+            if not ok:
+                out[mode] = (False, got)
+                continue
+            good, message, _ = compare("output", got, expected, TOL, dtype=None, show_where=False,
+                                       floor=_floor(expected))
+            if good and training:
+                good, message = self.stats_verdict(tag, new_state)
+            out[mode] = (good, "" if good else message)
+        return out
+
+    def stats_verdict(self, tag, new_state):
+        ok, got = self.plan.answer(f"stats{tag}")
+        if not ok:
+            return False, f"could not read the running statistics: {got}"
+        if not isinstance(got, dict):
+            return False, "could not read the running statistics"
+        for key in sorted(k for k in new_state if k.endswith(STATS)):
+            if key not in got:
+                return False, f"running statistic {key} missing after the forward"
+            good, message, _ = compare(f"{key} after a train-mode forward", got[key], new_state[key].numpy(), TOL,
+                                       dtype=None, show_where=False, floor=_floor(new_state[key].numpy()))
+            if not good:
+                return False, message
+        return True, ""
+
+
+def _block_configs(rng, kind):
+    """[(label, in_channels, width, stride)] for one block kind."""
+    c = int(rng.choice([4, 8]))
+    if kind == "bottleneck":
+        w = int(rng.choice([2, 4]))
+        raw = [(4 * w, w, 1), (c, w, 1), (4 * w, w, 2), (c, 2 * w, 2)]
+    else:
+        raw = [(c, c, 1), (c, 2 * c, 2), (c, 2 * c, 1), (c, c, 2)]
+    out = []
+    for cin, width, stride in raw:
+        cout = width * ref.EXPANSION[kind]
+        shortcut = "projection" if ref.needs_projection(cin, cout, stride) else "identity"
+        name = BLOCK_CLASS[kind]
+        desc = f"{cin}->{cout}" if kind != "bottleneck" else f"{cin}->{cout} (width {width})"
+        out.append((f"{name} {desc}, stride {stride} ({shortcut})", cin, width, stride))
+    return out
+
+
+def _run(source, rng, limits):
+    ck = Checker(rng)
+    p = ck.plan
+    jobs = []   # (test, label, tag, state, x, forward)
+
+    # Blocks
+    for kind in ("basic", "bottleneck", "preact"):
+        for i, (label, cin, width, stride) in enumerate(_block_configs(rng, kind)):
+            tag = f"{kind}{i}"
+            shapes = {k: s for k, s in ref.block_shapes(kind, cin, width, stride)}
+            x = rng.standard_normal((int(rng.integers(2, 5)), cin, 8, 8)).astype(np.float32)
+            state = ck.plan_model(tag, BLOCK_CLASS[kind], [{"v": cin}, {"v": width}, {"v": stride}], {}, shapes, x)
+            fwd = (lambda kind, stride: lambda params, x, training, st:
+                   ref.block_forward(kind, params, "", x, stride, training, st))(kind, stride)
+            jobs.append((BLOCK_TEST[kind], label, tag, state, x, fwd))
+
+    # Networks: names and counts of the factories (constructed only, one at a time)
+    for i, (name, kwargs, _) in enumerate(COUNTED):
+        p.call("builtin:construct", {"fn": name}, save="big", timeout_factor=BIG_TIMEOUT,
+               **{k: {"v": v} for k, v in kwargs.items()})
+        p.call("builtin:describe", {"var": "big"}, id=f"count{i}")
+    p.call("builtin:dict", save="big")   # let the last one go
+
+    # Networks run with the grader's weights
+    nets = [("resnet20 forward", "resnet20", [], {}, ref.arch("resnet20"), (2, 3, 16, 16)),
+            ("ResNet(BasicBlock, [1, 1], widths=(8, 16), num_classes=5, stem='imagenet') forward", "ResNet",
+             [{"fn": "BasicBlock"}, {"v": [1, 1]}], {"widths": {"v": [8, 16]}, "num_classes": {"v": 5},
+                                                      "stem": {"v": "imagenet"}},
+             ref.ArchSpec("basic", (1, 1), (8, 16), "imagenet", 5), (2, 3, 16, 16)),
+            ("ResNet(PreActBlock, [1, 1], widths=(8, 16), num_classes=5) forward", "ResNet",
+             [{"fn": "PreActBlock"}, {"v": [1, 1]}], {"widths": {"v": [8, 16]}, "num_classes": {"v": 5}},
+             ref.ArchSpec("preact", (1, 1), (8, 16), "cifar", 5), (2, 3, 8, 8)),
+            ("ResNet(Bottleneck, [1, 1], widths=(4, 8), num_classes=5) forward", "ResNet",
+             [{"fn": "Bottleneck"}, {"v": [1, 1]}], {"widths": {"v": [4, 8]}, "num_classes": {"v": 5}},
+             ref.ArchSpec("bottleneck", (1, 1), (4, 8), "cifar", 5), (2, 3, 8, 8))]
+    for i, (label, target, args, kwargs, spec, xshape) in enumerate(nets):
+        tag = f"net{i}"
+        x = rng.standard_normal(xshape).astype(np.float32)
+        state = ck.plan_model(tag, target, args, kwargs, ref.state_dict_shapes(spec), x)
+        fwd = (lambda spec: lambda params, x, training, st: ref.resnet_forward(params, spec, x, training, st))(spec)
+        jobs.append((NETWORK_TEST, label, tag, state, x, fwd))
+
+    # Initialisation
+    seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=3)]
+    p.call("builtin:construct", {"fn": "resnet20"}, seed={"v": seeds[0]}, save="init0", timeout_factor=BIG_TIMEOUT)
+    p.call("builtin:state", {"var": "init0"}, {"v": ["weight", "bias"]}, id="init0")
+    zero_specs = [ref.ArchSpec("basic", (2, 2), (8, 16)), ref.ArchSpec("bottleneck", (2, 2), (4, 8))]
+    for i, spec in enumerate(zero_specs, start=1):
+        p.call("builtin:construct", {"fn": "ResNet"}, {"fn": BLOCK_CLASS[spec.block]}, {"v": list(spec.layers)},
+               widths={"v": list(spec.widths)}, zero_init_residual={"v": True}, seed={"v": seeds[i]}, save=f"init{i}",
+               timeout_factor=BIG_TIMEOUT)
+        p.call("builtin:state", {"var": f"init{i}"}, {"v": ["weight", "bias"]}, id=f"init{i}")
+
+    run_limits = dataclasses.replace(limits, wall_seconds=max(limits.wall_seconds, 120),
+                                     memory_mb=max(limits.memory_mb, 600), cpu_seconds=max(limits.cpu_seconds, 120))
+    p.run({FILE: source}, run_limits, forbidden=FORBIDDEN_MODULES)
+    return ck, jobs, nets, zero_specs
+
+
+def check(files, rng, limits, names):
+    """{test name: Outcome} for the tests in ``names``."""
+    if FILE not in files:
+        return blocked(names, f"{FILE} was not submitted")
+    source = files[FILE]
+    if imports_torchvision(source):
+        return blocked(names, f"{FILE} may not import torchvision (see the contract): no points for this part")
+    ck, jobs, nets, zero_specs = _run(source, rng, limits)
+    p = ck.plan
+    error = p.import_error()
+    if error:
+        return blocked(names, f"{FILE} could not be imported: {error}")
+    if any(any("torchvision" in v for v in r.get("violations") or []) for r in p.result.records.values()):
+        return blocked(names, f"{FILE} may not import torchvision (see the contract): no points for this part")
+    outcomes = {name: Outcome() for name in (*BLOCK_TEST.values(), NETWORK_TEST, INIT_TEST)}
+
+    for test, label, tag, state, x, fwd in jobs:
+        v = ck.verdicts(tag, state, x, fwd)
+        outcomes[test].add(f"{label}, parameter names and shapes", *v["parameters"])
+        outcomes[test].add(f"{label}, eval mode", *v["eval"])
+        outcomes[test].add(f"{label}, train mode (output and running statistics)", *v["train"])
+
+    for i, (name, kwargs, count) in enumerate(COUNTED):
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        spec = ref.arch(name, **kwargs)
+        answer = p.answer(f"count{i}")
+        ok, message = _shapes_verdict(answer, ref.state_dict_shapes(spec))
+        if answer[0] and not ok:
+            message = "parameter names or shapes differ from torchvision's: " + message
+        if ok:
+            got = sum(int(np.prod(s)) for _, s in answer[1]["parameters"])
+            ok = got == count
+            message = "" if ok else f"{got:,} parameters, expected {count:,}"
+        outcomes[NETWORK_TEST].add(f"{name}({args}): parameter names, shapes and count", ok, message)
+
+    _init_verdicts(p, zero_specs, outcomes[INIT_TEST])
+    return {name: outcomes.get(name) for name in names}
+
+
+def _init_verdicts(p, zero_specs, outcome):
+    ok, state = p.answer("init0")
+    if ok and not isinstance(state, dict):
+        ok, state = False, "could not read its state_dict"
+    if not ok:
+        for label in ("conv weights: kaiming normal (fan_out, relu)", "BatchNorm weight 1 and bias 0"):
+            outcome.add(f"resnet20 {label}", False, state)
+    else:
+        outcome.add("resnet20 conv weights: kaiming normal (fan_out, relu)", *_conv_std_verdict(state))
+        outcome.add("resnet20 BatchNorm weight 1 and bias 0", *_bn_verdict(state, set()))
+    for i, spec in enumerate(zero_specs, start=1):
+        last = "bn3" if spec.block == "bottleneck" else "bn2"
+        label = f"ResNet({BLOCK_CLASS[spec.block]}, ..., zero_init_residual=True): every block's {last} weight 0"
+        ok, state = p.answer(f"init{i}")
+        if ok and not isinstance(state, dict):
+            ok, state = False, "could not read its state_dict"
+        if not ok:
+            outcome.add(label, False, state)
+            continue
+        zeros = {f"{prefix}.{last}.weight" for prefix, *_ in spec.blocks()}
+        outcome.add(label, *_bn_verdict(state, zeros))
+
+
+def _conv_std_verdict(state):
+    convs = [k for k, v in state.items() if k.endswith(".weight") and isinstance(v, np.ndarray) and v.ndim == 4]
+    if not convs:
+        return False, "no conv weights found"
+    for key in convs:
+        w = state[key].astype(np.float64)
+        fan_out = w.shape[0] * w.shape[2] * w.shape[3]
+        sigma = math.sqrt(2.0 / fan_out)
+        std = float(np.sqrt(np.mean(w ** 2)))
+        tol = sigma * 6 / math.sqrt(2 * w.size)
+        if not abs(std - sigma) <= tol or abs(float(w.mean())) > 6 * sigma / math.sqrt(w.size):
+            return False, f"{key} has std {std:.3g}, expected about {sigma:.3g} (kaiming normal, fan_out, relu)"
+    return True, ""
+
+
+def _bn_verdict(state, zeros):
+    bns = sorted({k.rsplit(".", 1)[0] for k in state if k.endswith(".bias")} - {"fc"})
+    if not bns:
+        return False, "no BatchNorm layers found"
+    for key in sorted(zeros):
+        if key not in state:
+            return False, f"{key} missing"
+    for bn in bns:
+        weight, bias = state.get(f"{bn}.weight"), state.get(f"{bn}.bias")
+        if not isinstance(weight, np.ndarray) or not isinstance(bias, np.ndarray):
+            return False, f"{bn} weight or bias missing"
+        target = 0.0 if f"{bn}.weight" in zeros else 1.0
+        if not np.all(weight == target):
+            return False, f"{bn}.weight is not all {target:g}"
+        if not np.all(bias == 0):
+            return False, f"{bn}.bias is not all 0"
+    return True, ""
