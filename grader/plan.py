@@ -59,7 +59,7 @@ class Plan:
         return {k: sorted(v) for k, v in found.items()}
 
 
-def _bindings(node):
+def bindings(node):
     """{bound name: full dotted name} for every import inside ``node``."""
     bound = {}
     for child in ast.walk(node):
@@ -100,13 +100,13 @@ def static_violations(source, modules, attributes):
         return full is not None and (any(full == m or full.startswith(m + ".") for m in modules)
                                      or full.rsplit(".", 1)[-1] in attributes)
 
-    module_level = _bindings(ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
+    module_level = bindings(ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
                                         type_ignores=[]))
     functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     result, calls = {}, {}
     for name, node in functions.items():
-        bound = {**module_level, **_bindings(node)}
-        reasons = {f"uses {full}" for key, full in _bindings(node).items() if forbidden(full)}
+        bound = {**module_level, **bindings(node)}
+        reasons = {f"uses {full}" for key, full in bindings(node).items() if forbidden(full)}
         for child in ast.walk(node):
             if isinstance(child, ast.Attribute) and child.attr in attributes:
                 reasons.add(f"uses {_dotted(child, bound) or child.attr}")

@@ -103,3 +103,13 @@ def test_cli_usage_errors_and_empty_submissions(tmp_path):
         assert data["score"] == 0 and data["tests"]
     assert "could not be read" in json.loads((tmp_path / "bad.zip.json").read_text())["output"]
     assert "no gradable file" in json.loads((tmp_path / "empty.json").read_text())["output"]
+
+
+def test_a_hidden_module_level_import_of_torch_zeroes_layers(tmp_path):
+    source = (SOLUTIONS / "layers.py").read_text()
+    assert "import numpy as np\n" in source
+    source = source.replace("import numpy as np\n", "import numpy as np\n_t = __import__('tor' + 'ch')\n", 1)
+    (tmp_path / "layers.py").write_text(source)
+    tests, _ = grade(tmp_path, parts=["layers"], log=lambda m: None)
+    assert all(t.score == 0 for t in tests)
+    assert "imports torch in a way no import statement shows" in tests[0].output

@@ -48,8 +48,9 @@ def conv_case(rng, stride, pad, square):
 
 def pool_case(rng, pool_height, pool_width, stride, ties=False):
     n, c = (int(v) for v in rng.integers(1, 4, size=2))
-    height = int(rng.integers(pool_height, 9))
-    width = int(rng.integers(pool_width, 9))
+    # At least two windows per axis: with one, overlapping windows cannot show an overwrite bug.
+    height = int(rng.integers(pool_height + stride, 9))
+    width = int(rng.integers(pool_width + stride, 9))
     shape = (n, c, height, width)
     overlap = "overlapping windows" if stride < max(pool_height, pool_width) else "no overlap"
     category = f"{pool_height}x{pool_width} window, stride {stride}, {overlap}, " \
@@ -65,8 +66,9 @@ def pool_case(rng, pool_height, pool_width, stride, ties=False):
 
 def batchnorm_case(rng, n, spatial):
     if spatial:
-        channels = int(rng.integers(1, 4))
-        shape = (n, channels, int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+        # Two channels or more and two positions or more: a reshape that forgets the transpose mixes them.
+        channels = int(rng.integers(2, 4))
+        shape = (n, channels, int(rng.integers(1, 5)), int(rng.integers(2, 5)))
     else:
         channels = int(rng.integers(1, 6))
         shape = (n, channels)

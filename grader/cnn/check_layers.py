@@ -4,13 +4,15 @@ student's own forward (computed here from forward values the child returns) to s
 One child per function family (conv, max pool, avg pool, batchnorm, spatial batchnorm), so a function that
 hangs costs its family's time, not the whole part's.
 """
+import ast
+
 import numpy as np
 
 from grader.checks import Outcome, blocked
 from grader.cnn import cases
 from grader.cnn.oracles import layers as ref
 from grader.compare import compare
-from grader.plan import Plan, static_violations
+from grader.plan import Plan, bindings, static_violations
 
 FILE = "layers.py"
 FORBIDDEN_MODULES = ("torch", "tensorflow", "jax", "scipy.signal", "scipy.ndimage")
@@ -263,6 +265,12 @@ def _stats_verdict(plan, ids, expected, hint):
     return True, ""
 
 
+def _unattributed_imports(source, violations):
+    """The import-time violations ("imports torch") that no import statement of the source accounts for."""
+    stated = {full.split(".")[0] for full in bindings(ast.parse(source)).values()}
+    return [v for v in violations if v.startswith("imports ") and v.split()[1].split(".")[0] not in stated]
+
+
 FAMILIES = [_conv, _pool("max"), _pool("avg"), _batchnorm(False), _batchnorm(True)]
 
 
@@ -283,6 +291,10 @@ def check(files, rng, limits, names):
         outcomes.update(next(steps))
         for function, what in plan.runtime_violations().items():
             static.setdefault(function, ", ".join(what) + " while it ran")
+        hidden = _unattributed_imports(source, plan.result.records["__import__"].get("violations", []))
+        if hidden:  # e.g. __import__("tor" + "ch") at the top: no function can be cleared of using it
+            return blocked(names, f"{FILE} {hidden[0]} in a way no import statement shows, which layers.py "
+                                  "may not use (see the contract): no points for this file")
     for function, reason in static.items():
         if function in outcomes:
             outcomes[function] = Outcome(blocker=f"{function} {reason}, which layers.py may not use (see the "
