@@ -1,5 +1,6 @@
 """Command line: ``python -m grader {release,grade,build} ...`` (also installed as ``convlab``)."""
 import argparse
+import contextlib
 import sys
 
 from grader.assignments import DEFAULT, get_assignment
@@ -22,14 +23,19 @@ def _grade(args):
     from pathlib import Path
 
     from grader.grade import gradescope_metadata, grade_to_file
+    from grader.plan import recording
     from grader.results import table
 
     if not Path(args.submission).exists():
         print(f"convlab grade: error: no such file or folder: {args.submission}", file=sys.stderr)
         return 2
     metadata = gradescope_metadata(args.metadata) if args.metadata else None
-    tests, extra = grade_to_file(args.submission, args.out, args.assignment, metadata=metadata, parts=args.part,
-                                 log=lambda message: print(message, file=sys.stderr))
+    with recording(args.dump_cases) if args.dump_cases else contextlib.nullcontext():
+        tests, extra = grade_to_file(args.submission, args.out, args.assignment, metadata=metadata,
+                                     parts=args.part, seed=args.seed,
+                                     log=lambda message: print(message, file=sys.stderr))
+    if args.dump_cases:
+        print(f"hidden cases (calls as JSON, inputs as npz) written to {args.dump_cases}/")
     print(table(tests))
     print(extra["output"])
     print(f"results written to {args.out}")
@@ -63,6 +69,9 @@ def build_parser():
     grade.add_argument("--out", default="results.json", help="where to write Gradescope's results.json")
     grade.add_argument("--part", action="append", help="grade only this part (repeatable)")
     grade.add_argument("--metadata", help="Gradescope's submission_metadata.json (its id joins the seed)")
+    grade.add_argument("--seed", type=int, help="use this hidden-case seed (results.json: extra_data.seed)")
+    grade.add_argument("--dump-cases", metavar="DIR",
+                       help="TA: also write the hidden cases (calls and input values) to DIR")
     grade.set_defaults(run=_grade)
 
     build = commands.add_parser("build", help="write DIR/A-handout.zip and DIR/A-autograder.zip")

@@ -33,12 +33,15 @@ def part_rng(seed, part):
     return np.random.default_rng([seed, *part.encode()])
 
 
-def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=print):
-    """Grade the submission at ``path``; return ``(test results, extra fields for results.json)``."""
+def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=print, seed=None):
+    """Grade the submission at ``path``; return ``(test results, extra fields for results.json)``.
+
+    ``seed`` replaces the one derived from the submission (a TA reproducing a regrade request).
+    """
     spec = get_assignment(assignment)
     limits = limits or Limits()
     sub = submission.load(path, spec.submission_files)
-    seed = sub.seed(metadata)
+    seed = sub.seed(metadata) if seed is None else seed
     out = []
     for part, (file, tests) in spec.parts.items():
         if parts and part not in parts:
@@ -67,10 +70,10 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
     return out, extra
 
 
-def grade_to_file(path, out_path, assignment="cnn", limits=None, metadata=None, parts=None, log=print):
+def grade_to_file(path, out_path, assignment="cnn", limits=None, metadata=None, parts=None, log=print, seed=None):
     """Grade and write results.json; always writes a valid file, whatever happened."""
     started = time.monotonic()
-    tests, extra = grade(path, assignment, limits, metadata, parts, log)
+    tests, extra = grade(path, assignment, limits, metadata, parts, log, seed)
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(f"{out_path}.tmp{os.getpid()}")
     results.write(tests, tmp, extra, started)

@@ -2,10 +2,39 @@
 
 Checkers build a Plan (arrays to send, calls to make), run it in the sandbox, then ask the Plan for each
 call's answer: ``(True, value)`` or ``(False, why)``, with "why" in words a student can read.
+
+For a TA, ``recording(folder)`` keeps a copy of every plan that runs: its calls (JSON) and its input arrays
+(npz), i.e. a submission's hidden cases with their values.
 """
 import ast
+import contextlib
+import json
+from pathlib import Path
+
+import numpy as np
 
 from grader import sandbox
+
+_recording = []   # the folder plans are copied to while ``recording`` is active
+
+
+@contextlib.contextmanager
+def recording(folder):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _recording.append(folder)
+    try:
+        yield folder
+    finally:
+        _recording.pop()
+
+
+def _record(plan, files):
+    folder = _recording[-1]
+    stem = folder / f"{len(list(folder.glob('*.json'))):02d}-{plan.module}"
+    np.savez(f"{stem}.npz", **plan.inputs)
+    Path(f"{stem}.json").write_text(json.dumps({"module": plan.module, "files": sorted(files),
+                                                "steps": plan.steps}, indent=1) + "\n")
 
 
 class Plan:
@@ -35,14 +64,17 @@ class Plan:
 
     def run(self, files, limits, forbidden=()):
         task = {"module": self.module, "steps": self.steps, "forbidden": list(forbidden)}
+        if _recording:
+            _record(self, files)
         self.result = sandbox.run(files, task, self.inputs, limits)
         return self.result
 
     def answer(self, id):
         record = self.result.records.get(id)
         if record is None:
-            problem = self.result.problem or "it never returned"
-            return False, f"no result: your code {problem}" if self.result.problem else f"no result ({problem})"
+            if self.result.problem:
+                return False, f"no result: your code {self.result.problem}"
+            return False, "no result (it never returned)"
         if not record["ok"]:
             return False, record["error"]
         return True, record["value"]

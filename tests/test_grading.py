@@ -113,3 +113,23 @@ def test_a_hidden_module_level_import_of_torch_zeroes_layers(tmp_path):
     tests, _ = grade(tmp_path, parts=["layers"], log=lambda m: None)
     assert all(t.score == 0 for t in tests)
     assert "imports torch in a way no import statement shows" in tests[0].output
+
+
+def test_a_ta_reproduces_hidden_cases_from_the_recorded_seed(tmp_path):
+    from grader.plan import recording
+
+    shutil.copy(SOLUTIONS / "quiz.py", tmp_path)
+
+    def dump(seed, folder):
+        with recording(tmp_path / folder):
+            tests, extra = grade(tmp_path, parts=["quiz"], seed=seed, log=lambda m: None)
+        assert extra["extra_data"]["seed"] == str(seed)
+        assert all(t.score == t.max_score for t in tests)
+        return (tmp_path / folder / "00-quiz.json").read_text()
+
+    _, extra = grade(tmp_path, parts=["quiz"], log=lambda m: None)
+    recorded = int(extra["extra_data"]["seed"])
+    first = dump(recorded, "first")
+    assert dump(recorded, "again") == first
+    assert dump(recorded + 1, "other") != first
+    assert json.loads(first)["steps"] and (tmp_path / "first" / "00-quiz.npz").exists()
