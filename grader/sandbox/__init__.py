@@ -14,6 +14,7 @@ The child reports over a JSON-lines file; arrays come back as .npy bytes loaded 
 """
 import base64
 import ctypes
+import fcntl
 import io
 import json
 import os
@@ -35,7 +36,29 @@ DRIVER = Path(__file__).with_name("driver.py")
 NOBODY_GID = 65534
 # Each grader process drops its children to a uid of its own (not shared with any other process, not even
 # `nobody`), so that killing "every process of the sandbox user" can never reach another grading run.
-SANDBOX_UID = 61000 + os.getpid() % 4000
+UID_RANGE = range(61000, 65000)
+UID_LOCKS = Path(tempfile.gettempdir()) / "convlab-sandbox-uids"
+_held_uid = []   # (uid, open lock file): held for the life of this process
+
+
+def sandbox_uid():
+    """A uid that no other live grader process on this machine holds (one flock'ed file per uid)."""
+    if not _held_uid:
+        UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
+        start = os.getpid() % len(UID_RANGE)
+        for i in range(len(UID_RANGE)):
+            uid = UID_RANGE[(start + i) % len(UID_RANGE)]
+            lock = open(UID_LOCKS / str(uid), "a")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock.close()
+                continue
+            _held_uid.append((uid, lock))
+            break
+        else:
+            raise RuntimeError("no free sandbox uid")
+    return _held_uid[0][0]
 CLONE_NEWNET = 0x40000000
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 # Decimal numbers in a student's error message could carry hidden input values out: they are masked.
@@ -113,10 +136,6 @@ def _read_records(path, limit_bytes):
     return records
 
 
-def _dropping_privileges():
-    return os.geteuid() == 0
-
-
 def _threads_of_uid(uid):
     total = 0
     for entry in os.scandir("/proc"):
@@ -131,11 +150,11 @@ def _threads_of_uid(uid):
     return total
 
 
-def _preexec(limits, process_cap, as_root):
+def _preexec(limits, process_cap, uid):
     """Runs in the child between fork and exec: tighten everything, then drop to nobody."""
     def setup():
         os.setsid()
-        if as_root:
+        if uid is not None:
             try:
                 ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
             except (OSError, AttributeError):
@@ -145,10 +164,10 @@ def _preexec(limits, process_cap, as_root):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20,) * 2)
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
         resource.setrlimit(resource.RLIMIT_NPROC, (process_cap, process_cap))
-        if as_root:
+        if uid is not None:
             os.setgroups([])
             os.setgid(NOBODY_GID)
-            os.setuid(SANDBOX_UID)
+            os.setuid(uid)
     return setup
 
 
@@ -170,17 +189,17 @@ def _session_rss_mb(session):
     return total / 2 ** 20
 
 
-def _kill_everything(proc, as_root):
+def _kill_everything(proc, uid):
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    if as_root:
+    if uid is not None:
         # A grandchild may have left the session: as the sandbox user, kill every process it owns.
         pid = os.fork()
         if pid == 0:
             try:
-                os.setuid(SANDBOX_UID)
+                os.setuid(uid)
                 for _ in range(1000):  # again until none is left: a process forking meanwhile can escape one sweep
                     os.kill(-1, signal.SIGKILL)
                     time.sleep(0.001)
@@ -206,7 +225,7 @@ def run(student_files, task, inputs, limits=None, python=None):
     Never raises because of what the student did; returns a ChildResult.
     """
     limits = limits or Limits()
-    as_root = _dropping_privileges()
+    uid = sandbox_uid() if os.geteuid() == 0 else None   # drop privileges only when there are some
     with tempfile.TemporaryDirectory(prefix="convlab-sandbox-") as tmp:
         root = Path(tmp)
         os.chmod(root, 0o755)
@@ -223,9 +242,9 @@ def run(student_files, task, inputs, limits=None, python=None):
         for path in [root, student_dir, *student_dir.iterdir(), root / "driver.py", root / "task.json",
                      root / "inputs.npz"]:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
-        if as_root:
-            os.chown(scratch, SANDBOX_UID, NOBODY_GID)
-        process_cap = limits.processes + (0 if as_root else _threads_of_uid(os.getuid()))
+        if uid is not None:
+            os.chown(scratch, uid, NOBODY_GID)
+        process_cap = limits.processes + (0 if uid is not None else _threads_of_uid(os.getuid()))
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
         env.update({k: "1" for k in THREADS_ENV}, HOME=str(scratch), PYTHONDONTWRITEBYTECODE="1",
                    PYTHONHASHSEED="0", MPLBACKEND="Agg")
@@ -237,7 +256,7 @@ def run(student_files, task, inputs, limits=None, python=None):
         try:
             proc = subprocess.Popen(command, cwd=scratch, env=env, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    preexec_fn=_preexec(limits, process_cap, as_root))
+                                    preexec_fn=_preexec(limits, process_cap, uid))
         except OSError as error:
             result.problem = f"the sandbox could not start ({error})"
             return result
@@ -254,7 +273,7 @@ def run(student_files, task, inputs, limits=None, python=None):
                 result.problem = f"ran past the time limit ({limits.wall_seconds:.0f} s) and was stopped"
                 break
             time.sleep(0.02)
-        _kill_everything(proc, as_root)
+        _kill_everything(proc, uid)
         proc.wait()
         reader.join(timeout=5)
         result.seconds = time.monotonic() - started

@@ -1,0 +1,31 @@
+"""The sandbox's own guarantees that are not about a submission."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from grader import paths, sandbox
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="uids are only allocated when the grader runs as root")
+def test_each_live_grader_process_gets_a_sandbox_uid_of_its_own():
+    mine = sandbox.sandbox_uid()
+    assert mine in sandbox.UID_RANGE and sandbox.sandbox_uid() == mine
+    # The other process starts its search where this one did (same pid-derived offset): the lock moves it on.
+    code = f"import os; os.getpid = lambda: {os.getpid()}; from grader import sandbox; print(sandbox.sandbox_uid())"
+    env = dict(os.environ, PYTHONPATH=str(paths.REPO))
+    other = int(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                               check=True).stdout)
+    assert other in sandbox.UID_RANGE and other != mine
+
+
+def test_decoding_builds_plain_data_only():
+    import numpy as np
+
+    encoded = {"__tuple__": [{"__int__": "3"}, {"__float__": "0.5"}, {"__list__": [True, None, "s"]},
+                             {"__dict__": [["k", {"__int__": "1"}]]}]}
+    assert sandbox.decode(encoded) == (3, 0.5, [True, None, "s"], {"k": 1})
+    with pytest.raises(ValueError):
+        sandbox.decode({"__object__": "os.system"})
+    assert isinstance(sandbox.decode(1.0), float) and not isinstance(sandbox.decode({"__int__": "2"}), np.ndarray)
