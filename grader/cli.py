@@ -24,6 +24,7 @@ def _grade(args):
 
     from grader.grade import gradescope_metadata, grade_to_file
     from grader.plan import recording
+    from tqdm import tqdm
     from grader.results import table
 
     if not Path(args.submission).exists():
@@ -33,7 +34,7 @@ def _grade(args):
     with recording(args.dump_cases) if args.dump_cases else contextlib.nullcontext():
         tests, extra = grade_to_file(args.submission, args.out, args.assignment, metadata=metadata,
                                      parts=args.part, seed=args.seed,
-                                     log=lambda message: print(message, file=sys.stderr))
+                                     log=lambda message: tqdm.write(message, file=sys.stderr))
     if args.dump_cases:
         print(f"hidden cases (calls as JSON, inputs as npz) written to {args.dump_cases}/")
     print(table(tests))

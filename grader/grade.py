@@ -6,11 +6,13 @@ checker costs that part a message, never the run.
 import importlib
 import json
 import os
+import sys
 import time
 import traceback
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 import grader
 from grader import results, submission
@@ -43,9 +45,10 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
     sub = submission.load(path, spec.submission_files)
     seed = sub.seed(metadata) if seed is None else seed
     out = []
-    for part, (file, tests) in spec.parts.items():
-        if parts and part not in parts:
-            continue
+    chosen = [(part, entry) for part, entry in spec.parts.items() if not parts or part in parts]
+    progress = tqdm(chosen, desc="grading", unit="part", file=sys.stderr, disable=None, leave=False)
+    for part, (file, tests) in progress:
+        progress.set_postfix_str(part)
         names = [name for _, name, _ in tests]
         started = time.monotonic()
         if file not in sub.files:
