@@ -56,6 +56,19 @@ def _build(args):
     return 0
 
 
+def _regrade(args):
+    from pathlib import Path
+
+    from grader.regrade import regrade
+
+    if not Path(args.export).is_dir():
+        print(f"convlab regrade: error: not a folder: {args.export}", file=sys.stderr)
+        return 2
+    rows = regrade(args.export, args.out, args.assignment)
+    print(f"{len(rows)} submission(s) regraded: results and scores.csv in {args.out}/")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="convlab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -74,6 +87,12 @@ def build_parser():
     grade.add_argument("--dump-cases", metavar="DIR",
                        help="TA: also write the hidden cases (calls and input values) to DIR")
     grade.set_defaults(run=_grade)
+
+    regrade = commands.add_parser("regrade", help="grade every submission of an export folder")
+    regrade.add_argument("export", help="a folder of submissions (folders or zips), e.g. a Gradescope export")
+    regrade.add_argument("--assignment", default=DEFAULT)
+    regrade.add_argument("--out", default="regrade", help="output folder (default: regrade)")
+    regrade.set_defaults(run=_regrade)
 
     build = commands.add_parser("build", help="write DIR/A-handout.zip and DIR/A-autograder.zip")
     build.add_argument("assignment", nargs="?", default=DEFAULT)

@@ -133,3 +133,21 @@ def test_a_ta_reproduces_hidden_cases_from_the_recorded_seed(tmp_path):
     assert dump(recorded, "again") == first
     assert dump(recorded + 1, "other") != first
     assert json.loads(first)["steps"] and (tmp_path / "first" / "00-quiz.npz").exists()
+
+
+def test_regrade_an_export_with_the_seeds_gradescope_used(tmp_path):
+    from grader.regrade import regrade
+
+    export = tmp_path / "export"
+    (export / "submission_11").mkdir(parents=True)
+    shutil.copy(SOLUTIONS / "quiz.py", export / "submission_11")
+    (export / "submission_12").mkdir()
+    shutil.copy(STUBS / "quiz.py", export / "submission_12")
+    (export / "submission_13.zip").write_bytes(b"not a zip")
+    rows = regrade(export, tmp_path / "out")
+    assert [(r["submission"], r["score"]) for r in rows] == [("submission_11", 10), ("submission_12", 0),
+                                                              ("submission_13", 0)]
+    _, extra = grade(export / "submission_11", metadata={"id": 11}, log=lambda m: None)
+    assert rows[0]["seed"] == extra["extra_data"]["seed"]
+    assert (tmp_path / "out" / "scores.csv").read_text().startswith("submission,score,max_score,seed")
+    assert json.loads((tmp_path / "out" / "submission_12.json").read_text())["score"] == 0
