@@ -75,6 +75,8 @@ VARIANTS = [
      {CONV: "c_in is left out", ALEXNET: "flops is"}),
     ("memory in bytes, not KB", "BYTES_PER_KB = 1024", "BYTES_PER_KB = 1", None,
      {CONV: "bytes, not KB", POOL: "bytes, not KB", FC: "bytes, not KB", ALEXNET: "memory_kb is"}),
+    ("conv memory as the number of elements", "outputs * BYTES_PER_ELEMENT / BYTES_PER_KB", "outputs", 1,
+     {CONV: "number of elements, not KB", ALEXNET: "memory_kb is"}),
     ("pool output size rounds up", "return (size - kernel + 2 * pad) // stride + 1",
      "return -(-(size - kernel + 2 * pad) // stride) + 1", 2,
      {SIZES: "rounded up (ceil)", POOL: "rounded up (ceil)", ALEXNET: "size_out is"}),

@@ -29,3 +29,11 @@ def test_decoding_builds_plain_data_only():
     with pytest.raises(ValueError):
         sandbox.decode({"__object__": "os.system"})
     assert isinstance(sandbox.decode(1.0), float) and not isinstance(sandbox.decode({"__int__": "2"}), np.ndarray)
+
+
+def test_numbers_in_error_messages_are_masked_but_the_drivers_own():
+    text = "ValueError: 60 3 -2 7.5e-3 float64 conv2d (line 82 of layers.py, in conv_forward_naive)"
+    assert sandbox.mask_numbers(text) == ("ValueError: <number> <number> <number> <number> float64 conv2d "
+                                          "(line 82 of layers.py, in conv_forward_naive)")
+    assert sandbox.mask_numbers("timed out after 3 s") == "timed out after 3 s"
+    assert sandbox.mask_numbers("shapes (2,3) (4,)") == "shapes (<number>,<number>) (<number>,)"

@@ -12,12 +12,12 @@ At 6 standard errors a right implementation fails a check with probability about
 hidden cases (a 2-D and a 4-D shape drawn per submission x 3 modes x 2 gains or nonlinearities) of 15k to 60k
 values, where the std's tolerance is 2 to 3.5%, and one all-defaults case of 200k to 570k values (under 1%).
 Every wrong formula we know of is off by far more: the hidden shapes keep the larger fan 1.5-1.8 or 2.3-2.7
-times the smaller, so the three modes give stds at least 12% apart, and no mode mix-up is off by exactly the
+times the smaller, so the three modes give stds at least 9% apart, and no mode mix-up is off by exactly the
 sqrt(2) or sqrt(3) of another slip (the messages name the slip a wrong std matches).
 
 Arrays cross back raw; the grader computes every statistic. One child for the fans, gains and the activation
-experiment, and one per initializer (under a million float64 values each: about 10 MB of results, well under
-the sandbox's caps), so a slow or hanging initializer costs its own test only.
+experiment, and one per initializer (about 1.3 million float64 values each: about 10 MB of results, well
+under the sandbox's caps), so a slow or hanging initializer costs its own test only.
 
 Fans may come back as a tuple, list or 1-D array of two numbers equal to the closed form (as the public test's
 ``tuple(got) == expected`` accepts); gains as any real number within 1e-12 relative.

@@ -141,8 +141,10 @@ def _row_hints(case, key, got, want):
     if key == "size_out":
         return _size_hint(a, got)
     if key == "memory_kb":
-        for factor, hint in ((1024, "it looks like bytes, not KB"), (1 / 4, "it looks like elements, not KB "
-                             "(4 bytes an element)"), (1 / 1024, "it looks like MB, not KB"),
+        for factor, hint in ((1024, "it looks like bytes, not KB"),
+                             (256, "it looks like the number of elements, not KB (4 bytes an element)"),
+                             (1 / 4, "it looks like 1 byte an element; a float32 takes 4"),
+                             (1 / 1024, "it looks like MB, not KB"),
                              (1.024, "it looks like KB of 1000 bytes; a KB here is 1024 bytes")):
             if math.isclose(got, want * factor, rel_tol=MEMORY_TOL):
                 return hint

@@ -184,8 +184,10 @@ def _pool_geometry(rng, scenario):
 
 def _describe_geometry(layer, size, kernel, stride, pad):
     """(words, tags) for a window geometry; none of the words give away the size."""
-    words, tags = [f"{kernel}x{kernel} {'kernel' if layer == 'conv' else 'window'}", f"stride {stride}",
-                   f"pad {pad}"], []
+    noun = "kernel" if layer == "conv" else "window"
+    # A window as large as the padded input would give its size away: name it without numbers.
+    shape = f"a {noun} covering the whole input" if kernel == size + 2 * pad else f"{kernel}x{kernel} {noun}"
+    words, tags = [shape, f"stride {stride}", f"pad {pad}"], []
     tags.append("stride 1" if stride == 1 else "stride>1")
     tags.append("pad>0" if pad else "pad 0")
     if kernel == 1:

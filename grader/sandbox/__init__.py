@@ -61,8 +61,18 @@ def sandbox_uid():
     return _held_uid[0][0]
 CLONE_NEWNET = 0x40000000
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-# Decimal numbers in a student's error message could carry hidden input values out: they are masked.
-DECIMAL = re.compile(r"[-+]?\d*\.\d+(?:[eE][-+]?\d+)?")
+# Numbers in an error message could carry hidden input values out (a student's exception text is theirs):
+# they are masked, all but those of the driver's own phrases (where, how long, how many).
+NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?!\w)")
+OWN_PHRASES = re.compile(r"\(line \d+ of [\w.]+, in [\w.<>]+\)|timed out after [\d.]+ s|a tuple of \d+")
+
+
+def mask_numbers(text):
+    pieces, last = [], 0
+    for match in OWN_PHRASES.finditer(text):
+        pieces += [NUMBER.sub("<number>", text[last:match.start()]), match.group()]
+        last = match.end()
+    return "".join(pieces + [NUMBER.sub("<number>", text[last:])])
 THREADS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -128,7 +138,7 @@ def _read_records(path, limit_bytes):
                 continue  # the first record of an id counts
             record["value"] = decode(record.get("value"))
             record["ok"] = record.get("ok") is True
-            record["error"] = DECIMAL.sub("<number>", str(record.get("error", ""))[:500])
+            record["error"] = mask_numbers(str(record.get("error", ""))[:500])
             record["violations"] = [str(v)[:100] for v in record.get("violations", [])][:10]
             records[key] = record
         except (ValueError, KeyError, TypeError, AttributeError, EOFError, RecursionError, MemoryError):

@@ -75,8 +75,6 @@ _FACTORIES = {
                                                           num_classes=num_classes),
 }
 ARCH_NAMES = tuple(_FACTORIES)
-# The factories that take a ``stem`` argument; the others are CIFAR-only.
-STEM_ARGUMENT = ("resnet18", "resnet34", "resnet50")
 
 
 def arch(name, num_classes=10, stem="cifar"):
