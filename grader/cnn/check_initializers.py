@@ -1,15 +1,8 @@
 """Checker of initializers.py: fans and gains against closed forms, the four initializers by the statistics of
 large samples, and the activation experiment against the grader's own replay of the contract's procedure.
 
-Statistical checks allow SIGMAS standard errors, each derived from the sample size n:
-  * mean: sigma / sqrt(n);
-  * std: sigma / sqrt(2 n) for normal draws; for U(-a, a), whose kurtosis is 9/5, sigma * sqrt(1/5) / sqrt(n)
-    (the sample std's standard error is sigma * sqrt((kurtosis - 1) / (4 n)));
-  * normal draws: the sample kurtosis within sqrt(24 / n) of 3 (a uniform draw has 1.8);
-  * uniform draws: every |w| <= a (up to 1e-12 relative: the student's a and ours may differ in the last bit),
-    and max |w| >= a (1 - 30 / n) (all n draws stay below (1 - t) a with probability (1 - t)^n ~ e^-30).
-At 6 standard errors a right implementation fails a check with probability about 2e-9. Per initializer: 12
-hidden cases (a 2-D and a 4-D shape drawn per submission x 3 modes x 2 gains or nonlinearities) of 15k to 60k
+Statistical checks are grader/stats.py's: 6 standard errors, each derived from the sample size. Per
+initializer: 12 hidden cases (a 2-D and a 4-D shape drawn per submission x 3 modes x 2 gains or nonlinearities) of 15k to 60k
 values, where the std's tolerance is 2 to 3.5%, and one all-defaults case of 200k to 570k values (under 1%).
 Every wrong formula we know of is off by far more: the hidden shapes keep the larger fan 1.5-1.8 or 2.3-2.7
 times the smaller, so the three modes give stds at least 9% apart, and no mode mix-up is off by exactly the
@@ -32,13 +25,13 @@ import math
 
 import numpy as np
 
+from grader import stats
 from grader.checks import Outcome, blocked
 from grader.plan import Plan
 from grader.sandbox.driver import builtin_normal_init
 
 FILE = "initializers.py"
 MODULE = "initializers"
-SIGMAS = 6
 GAIN_TOL = 1e-12
 STDS_TOL = 1e-9
 MODES = ("fan_in", "fan_out", "fan_avg")
@@ -176,33 +169,11 @@ def _std_diagnosis(got, shape, mode, gain, family, uniform):
 
 
 def sample_verdict(w, shape, std, bound=None, diagnose=None):
-    """(ok, message) for the sample ``w``: shape, dtype, std, mean, distribution (kurtosis or range)."""
+    """(ok, message) for the sample ``w``: shape, dtype, then the statistics of grader/stats.py."""
     problem = _array_problem(w, shape)
     if problem:
         return False, problem
-    n = w.size
-    mean, got = float(w.mean()), float(w.std())
-    std_error = std * (math.sqrt(1 / 5) if bound is not None else math.sqrt(1 / 2)) / math.sqrt(n)
-    if abs(got - std) > SIGMAS * std_error:
-        message = f"the std is off by a factor {got / std:.4f} (allowed 1 +- {SIGMAS * std_error / std:.3f})"
-        hint = diagnose(got) if diagnose and got > 0 else ""
-        return False, message + (f": {hint}" if hint else "")
-    if abs(mean) > SIGMAS * std / math.sqrt(n):
-        return False, f"the mean is {mean / std:+.4f} std away from 0 (allowed +-{SIGMAS / math.sqrt(n):.3f})"
-    if bound is None:
-        centred = w - mean
-        kurtosis = float(np.mean(centred ** 4) / np.mean(centred ** 2) ** 2)
-        if abs(kurtosis - 3) > SIGMAS * math.sqrt(24 / n):
-            return False, (f"the values do not look normally distributed (kurtosis {kurtosis:.3f}, a normal's is 3"
-                           f"{', a uniform draw?' if kurtosis < 2.2 else ''})")
-        return True, ""
-    biggest = float(np.abs(w).max())
-    if biggest > bound * (1 + 1e-12):
-        return False, (f"values reach {biggest / bound:.4f} a; U(-a, a) stays within [-a, a] "
-                       "(a normal draw where a uniform one belongs?)")
-    if biggest < bound * (1 - 30 / n):
-        return False, f"the values do not fill [-a, a]: the largest |w| is only {biggest / bound:.4f} a"
-    return True, ""
+    return stats.sample_verdict(w, std, bound, diagnose)
 
 
 def _fan_verdict(value, expected):
