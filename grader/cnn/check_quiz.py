@@ -30,51 +30,9 @@ SIZE_TEST = "conv_output_size and pool_output_size"
 TEST_OF_KIND = {"conv_output_size": SIZE_TEST, "pool_output_size": SIZE_TEST, "conv_layer": "conv_layer",
                 "pool_layer": "pool_layer", "fc_layer": "fc_layer"}
 
-# The lecture's AlexNet (227 x 227 RGB input): (name, kind, configuration); each layer sees the previous output.
-ALEXNET_INPUT = (3, 227)
-ALEXNET = [
-    ("conv1", "conv", dict(filters=64, kernel=11, stride=4, pad=2)),
-    ("pool1", "pool", dict(kernel=3, stride=2)),
-    ("conv2", "conv", dict(filters=192, kernel=5, stride=1, pad=2)),
-    ("pool2", "pool", dict(kernel=3, stride=2)),
-    ("conv3", "conv", dict(filters=384, kernel=3, stride=1, pad=1)),
-    ("conv4", "conv", dict(filters=256, kernel=3, stride=1, pad=1)),
-    ("conv5", "conv", dict(filters=256, kernel=3, stride=1, pad=1)),
-    ("pool5", "pool", dict(kernel=3, stride=2)),
-    ("flatten", "flatten", {}),
-    ("fc6", "fc", dict(d_out=4096)),
-    ("fc7", "fc", dict(d_out=4096)),
-    ("fc8", "fc", dict(d_out=1000)),
-]
-
-
 # ------------------------------------------------------------------------------------------------------------
-# Expected values
+# Expected values: quiz_variants' closed forms (its ``expected`` and ``alexnet_rows``)
 # ------------------------------------------------------------------------------------------------------------
-
-def alexnet_rows():
-    """The contract's AlexNet rows, from quiz_variants' closed forms: [(name, expected dict)]."""
-    c, size = ALEXNET_INPUT
-    rows = []
-    for name, kind, config in ALEXNET:
-        if kind == "conv":
-            case = {"kind": "conv_layer", "args": dict(c_in=c, size=size, bias=True, **config)}
-        elif kind == "pool":
-            case = {"kind": "pool_layer", "args": dict(c_in=c, size=size, pad=0, **config)}
-        elif kind == "fc":
-            case = {"kind": "fc_layer", "args": dict(d_in=c, **config)}
-        else:
-            case = None
-        if case is None:   # flatten: C x H x W elements in one vector, nothing to learn or compute
-            elements = c * size * size
-            row = {"c_out": elements, "size_out": None,
-                   "memory_kb": elements * qv.BYTES_PER_ELEMENT / qv.BYTES_PER_KB, "params": 0, "flops": 0}
-        else:
-            row = qv.expected(case)
-        rows.append((name, row))
-        c, size = row["c_out"], row["size_out"]
-    return rows
-
 
 def _defaults_cases():
     """Cases that leave the defaults out (stride 1, pad 0, bias True), with the arguments actually passed."""
@@ -238,7 +196,7 @@ def _size_verdict(case, value, want, show=False):
 
 
 def _alexnet(plan, outcome):
-    rows = alexnet_rows()
+    rows = qv.alexnet_rows()
     ok, table = plan.answer("alexnet")
     if not ok:
         problem = table

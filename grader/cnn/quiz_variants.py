@@ -59,6 +59,42 @@ def expected(case):
     raise ValueError(f"unknown quiz case kind {kind!r}")
 
 
+# The lecture's AlexNet (227 x 227 RGB input): (name, kind, configuration); each layer sees the previous output.
+ALEXNET_INPUT = (3, 227)
+ALEXNET = [
+    ("conv1", "conv", dict(filters=64, kernel=11, stride=4, pad=2)),
+    ("pool1", "pool", dict(kernel=3, stride=2)),
+    ("conv2", "conv", dict(filters=192, kernel=5, stride=1, pad=2)),
+    ("pool2", "pool", dict(kernel=3, stride=2)),
+    ("conv3", "conv", dict(filters=384, kernel=3, stride=1, pad=1)),
+    ("conv4", "conv", dict(filters=256, kernel=3, stride=1, pad=1)),
+    ("conv5", "conv", dict(filters=256, kernel=3, stride=1, pad=1)),
+    ("pool5", "pool", dict(kernel=3, stride=2)),
+    ("flatten", "flatten", {}),
+    ("fc6", "fc", dict(d_out=4096)),
+    ("fc7", "fc", dict(d_out=4096)),
+    ("fc8", "fc", dict(d_out=1000)),
+]
+
+
+def alexnet_rows():
+    """The contract's AlexNet rows from the closed forms above: [(name, expected dict)]."""
+    c, size = ALEXNET_INPUT
+    rows = []
+    for name, kind, config in ALEXNET:
+        if kind == "conv":
+            row = expected({"kind": "conv_layer", "args": dict(c_in=c, size=size, bias=True, **config)})
+        elif kind == "pool":
+            row = expected({"kind": "pool_layer", "args": dict(c_in=c, size=size, pad=0, **config)})
+        elif kind == "fc":
+            row = expected({"kind": "fc_layer", "args": dict(d_in=c, **config)})
+        else:   # flatten: C x H x W elements in one vector, nothing to learn or compute
+            row = _row(c * size * size, None, 0, 0)
+        rows.append((name, row))
+        c, size = row["c_out"], row["size_out"]
+    return rows
+
+
 def is_valid(case):
     """Whether the case's arithmetic is defined (and PyTorch would accept the layer)."""
     kind, a = case["kind"], case["args"]
