@@ -16,7 +16,11 @@ class Assignment:
     # Part -> module with ``check(files, rng, limits, names) -> {test name: Outcome}``.
     checkers: dict = field(default_factory=dict)
     visibility: str = "visible"
+    visibility_of_test: dict = field(default_factory=dict)   # test number -> visibility, where not the default
     show_cases: bool = True
+
+    def visibility_of(self, number):
+        return self.visibility_of_test.get(number, self.visibility)
 
     @property
     def submission_files(self):

@@ -62,7 +62,7 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
                 outcomes = blocked(names, "the grader failed on this part (an internal error, not your code): "
                                           "please tell your TA")
         log(f"{part}: checked in {time.monotonic() - started:.1f} s")
-        out += [to_result(number, name, points, outcomes.get(name), spec.show_cases, spec.visibility)
+        out += [to_result(number, name, points, outcomes.get(name), spec.show_cases, spec.visibility_of(number))
                 for number, name, points in tests]
     notes = list(sub.notes)
     if not sub.files:

@@ -151,3 +151,18 @@ def test_regrade_an_export_with_the_seeds_gradescope_used(tmp_path):
     assert rows[0]["seed"] == extra["extra_data"]["seed"]
     assert (tmp_path / "out" / "scores.csv").read_text().startswith("submission,score,max_score,seed")
     assert json.loads((tmp_path / "out" / "submission_12.json").read_text())["score"] == 0
+
+
+def test_visibility_and_case_detail_follow_the_grading_config(tmp_path, monkeypatch):
+    import dataclasses
+
+    import grader.grade
+
+    shutil.copy(STUBS / "quiz.py", tmp_path)
+    quiet = dataclasses.replace(SPEC, visibility="after_due_date", visibility_of_test={"4.5": "hidden"},
+                                show_cases=False)
+    monkeypatch.setattr(grader.grade, "get_assignment", lambda name: quiet)
+    tests, _ = grade(tmp_path, parts=["quiz"], log=lambda m: None)
+    by_number = {t.number: t for t in tests}
+    assert by_number["4.5"].visibility == "hidden" and by_number["4.2"].visibility == "after_due_date"
+    assert all("hidden case" not in t.output for t in tests)   # only how many cases passed

@@ -79,3 +79,17 @@ def test_public_tests_fail_cleanly_on_the_stubs(tmp_path):
     for name, messages in failed.items():
         assert len(messages) == 1, f"{name} fails {len(messages)} times: one failure per function"
         assert "NotImplementedError" in messages[0], f"{name} failed for another reason: {messages[0]}"
+
+
+def test_notebook_cells_are_stripped_and_their_outputs_cleared():
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell("w = 1\n# BEGIN SOLUTION\nanswer = w * 42\n# END SOLUTION\n", execution_count=3)
+    code.outputs = [nbformat.v4.new_output("stream", text="42\n")]
+    notebook.cells = [nbformat.v4.new_markdown_cell("# BEGIN SOLUTION stays in prose"), code]
+    stripped = nbformat.reads(release._strip_notebook(nbformat.writes(notebook), "demo.ipynb"), as_version=4)
+    prose, cell = stripped.cells
+    assert prose.source == "# BEGIN SOLUTION stays in prose"
+    assert cell.source == 'w = 1\nraise NotImplementedError("not implemented yet (see the docstring)")\n'
+    assert cell.outputs == [] and cell.execution_count is None

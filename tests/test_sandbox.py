@@ -37,3 +37,27 @@ def test_numbers_in_error_messages_are_masked_but_the_drivers_own():
                                           "(line 82 of layers.py, in conv_forward_naive)")
     assert sandbox.mask_numbers("timed out after 3 s") == "timed out after 3 s"
     assert sandbox.mask_numbers("shapes (2,3) (4,)") == "shapes (<number>,<number>) (<number>,)"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace of its own needs root")
+def test_the_child_has_no_network():
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.setblocking(False)
+    port = server.getsockname()[1]
+    probe = (b"import socket\n"
+             b"def connect(port):\n"
+             b"    try:\n"
+             b"        socket.create_connection(('127.0.0.1', port), timeout=2).close()\n"
+             b"        return 'connected'\n"
+             b"    except OSError as error:\n"
+             b"        return type(error).__name__\n")
+    task = {"module": "probe", "steps": [{"id": "c", "call": "connect", "args": [{"v": port}]}]}
+    result = sandbox.run({"probe.py": probe}, task, {}, sandbox.Limits(wall_seconds=20))
+    assert result.records["c"]["ok"] and result.records["c"]["value"] != "connected"
+    with pytest.raises(BlockingIOError):
+        server.accept()   # nobody knocked
+    server.close()

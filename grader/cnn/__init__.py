@@ -13,5 +13,6 @@ ASSIGNMENT = Assignment(
     checkers={"layers": "grader.cnn.check_layers", "initializers": "grader.cnn.check_initializers",
               "resnet": "grader.cnn.check_resnet", "quiz": "grader.cnn.check_quiz"},
     visibility=points.VISIBILITY,
+    visibility_of_test=points.VISIBILITY_OF_TEST,
     show_cases=points.SHOW_CASES,
 )

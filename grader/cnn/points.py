@@ -42,7 +42,9 @@ PARTS = {
     ]),
 }
 
-# Gradescope visibility of every test: "visible", "after_due_date", "after_published" or "hidden".
+# Gradescope visibility of every test: "visible", "after_due_date", "after_published" or "hidden"...
 VISIBILITY = "visible"
+# ...but for the tests named here by number, e.g. {"2.7": "after_due_date"}.
+VISIBILITY_OF_TEST = {}
 # Show each hidden case's category and verdict (never its input values); False shows only how many passed.
 SHOW_CASES = True
