@@ -146,18 +146,23 @@ def _read_records(path, limit_bytes):
     return records
 
 
-def _threads_of_uid(uid):
-    total = 0
+def _processes_of_uid(uid):
+    """[(state, threads)] of every other process whose real uid is ``uid`` (state "Z" is a zombie)."""
+    found = []
     for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
                 status = Path(entry.path, "status").read_text()
             except OSError:
                 continue
             fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
             if fields.get("Uid", "").split()[:1] == [str(uid)]:
-                total += int(fields.get("Threads", "1"))
-    return total
+                found.append((fields.get("State", "?").split()[0], int(fields.get("Threads", "1"))))
+    return found
+
+
+def _threads_of_uid(uid):
+    return sum(threads for _, threads in _processes_of_uid(uid))
 
 
 def _preexec(limits, process_cap, uid):
@@ -200,24 +205,30 @@ def _session_rss_mb(session):
 
 
 def _kill_everything(proc, uid):
+    """Kill the child's session and reap the child; then, as the sandbox user, every process that user owns
+    (a grandchild may have left the session)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    if uid is not None:
-        # A grandchild may have left the session: as the sandbox user, kill every process it owns.
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.setuid(uid)
-                for _ in range(1000):  # again until none is left: a process forking meanwhile can escape one sweep
-                    os.kill(-1, signal.SIGKILL)
-                    time.sleep(0.001)
-            except ProcessLookupError:
-                pass
-            finally:
-                os._exit(0)
-        os.waitpid(pid, 0)
+    proc.wait()
+    if uid is None:
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setuid(uid)
+            # Sweep again until no live process is left: one forking meanwhile can escape a single sweep.
+            for _ in range(100):
+                os.kill(-1, signal.SIGKILL)
+                if all(state == "Z" for state, _ in _processes_of_uid(uid)):
+                    break
+                time.sleep(0.001)
+        except ProcessLookupError:
+            pass
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
 
 
 def _drain(stream, keep, sink):
@@ -284,7 +295,6 @@ def run(student_files, task, inputs, limits=None, python=None):
                 break
             time.sleep(0.02)
         _kill_everything(proc, uid)
-        proc.wait()
         reader.join(timeout=5)
         result.seconds = time.monotonic() - started
         result.output = bytes(output)
