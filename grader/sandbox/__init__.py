@@ -82,7 +82,7 @@ class Limits:
     # One call of a student function (the child's own alarm). A scalar 7-loop conv takes 0.04 s CPU on the
     # largest hidden case here, its 12-point numerical-gradient step 0.54 s (given 4 calls' time): both keep
     # over 5x headroom on half a CPU. A function that hangs costs this once, then is not called again.
-    call_seconds: float = 3.0
+    call_seconds: float = 2.0
     cpu_seconds: int = 120
     memory_mb: int = 450           # resident, summed over the child's processes
     processes: int = 32            # processes and threads of the sandbox user
