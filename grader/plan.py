@@ -3,8 +3,8 @@
 Checkers build a Plan (arrays to send, calls to make), run it in the sandbox, then ask the Plan for each
 call's answer: ``(True, value)`` or ``(False, why)``, with "why" in words a student can read.
 
-For a TA, ``recording(folder)`` keeps a copy of every plan that runs: its calls (JSON) and its input arrays
-(npz), i.e. a submission's hidden cases with their values.
+For a TA, ``recording(folder)`` keeps a copy of every plan that runs: its calls (JSON), its input arrays
+(npz), i.e. a submission's hidden cases with their values, and what the student's code printed (.out).
 """
 import ast
 import contextlib
@@ -30,11 +30,14 @@ def recording(folder):
 
 
 def _record(plan, files):
+    """Copy the plan (calls, inputs) and what the student's code printed while it ran."""
     folder = _recording[-1]
     stem = folder / f"{len(list(folder.glob('*.json'))):02d}-{plan.module}"
     np.savez(f"{stem}.npz", **plan.inputs)
     Path(f"{stem}.json").write_text(json.dumps({"module": plan.module, "files": sorted(files),
-                                                "steps": plan.steps}, indent=1) + "\n")
+                                                "steps": plan.steps, "ended_early": plan.result.problem},
+                                               indent=1) + "\n")
+    Path(f"{stem}.out").write_bytes(plan.result.output)
 
 
 class Plan:
@@ -64,9 +67,9 @@ class Plan:
 
     def run(self, files, limits, forbidden=()):
         task = {"module": self.module, "steps": self.steps, "forbidden": list(forbidden)}
+        self.result = sandbox.run(files, task, self.inputs, limits)
         if _recording:
             _record(self, files)
-        self.result = sandbox.run(files, task, self.inputs, limits)
         return self.result
 
     def answer(self, id):

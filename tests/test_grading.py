@@ -133,6 +133,7 @@ def test_a_ta_reproduces_hidden_cases_from_the_recorded_seed(tmp_path):
     assert dump(recorded, "again") == first
     assert dump(recorded + 1, "other") != first
     assert json.loads(first)["steps"] and (tmp_path / "first" / "00-quiz.npz").exists()
+    assert (tmp_path / "first" / "00-quiz.out").read_bytes() == b""   # the solution prints nothing
 
 
 def test_regrade_an_export_with_the_seeds_gradescope_used(tmp_path):

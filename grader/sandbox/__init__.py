@@ -94,8 +94,6 @@ class Limits:
 class ChildResult:
     records: dict = field(default_factory=dict)   # id -> record, values decoded
     problem: str = ""                              # why the child ended early, in words a student can read
-    seconds: float = 0.0
-    peak_memory_mb: float = 0.0
     output: bytes = b""                            # the student's prints, for the TA; never shown to students
 
     def import_error(self):
@@ -286,7 +284,6 @@ def run(student_files, task, inputs, limits=None, python=None):
         while proc.poll() is None:
             elapsed = time.monotonic() - started
             rss = _session_rss_mb(proc.pid)
-            result.peak_memory_mb = max(result.peak_memory_mb, rss)
             if rss > limits.memory_mb:
                 result.problem = f"used more than {limits.memory_mb} MB of memory and was stopped"
                 break
@@ -296,7 +293,6 @@ def run(student_files, task, inputs, limits=None, python=None):
             time.sleep(0.02)
         _kill_everything(proc, uid)
         reader.join(timeout=5)
-        result.seconds = time.monotonic() - started
         result.output = bytes(output)
         if not result.problem and proc.returncode != 0:
             if proc.returncode == -signal.SIGXCPU or proc.returncode == -signal.SIGKILL:

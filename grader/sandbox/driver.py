@@ -117,13 +117,6 @@ def builtin_state(model, suffixes=None):
     return {k: v for k, v in model.state_dict().items() if not suffixes or k.endswith(tuple(suffixes))}
 
 
-def builtin_perturbed(array, flat_index, delta):
-    """A copy of ``array`` with one element moved by ``delta``: for numerical gradients, computed upstream."""
-    out = np.array(array, dtype=np.float64, copy=True)
-    out.flat[int(flat_index)] += delta
-    return out
-
-
 def builtin_forward_at(fn, args, position, points):
     """``fn(*args)[0]`` with ``args[position]`` set to each of ``points`` in turn (a forward evaluated at the
     points the grader chose for a numerical gradient; the grader computes the differences)."""
@@ -137,11 +130,6 @@ def builtin_forward_at(fn, args, position, points):
 
 def builtin_dict(**items):
     return items
-
-
-def builtin_copy_dict(source, **updates):
-    """A fresh dict with the same items (arrays copied), then ``updates``."""
-    return {**{k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v for k, v in source.items()}, **updates}
 
 
 def builtin_lookup(obj, *keys):
