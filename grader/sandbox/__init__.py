@@ -216,11 +216,14 @@ def _kill_everything(proc, uid):
     if pid == 0:
         try:
             os.setuid(uid)
-            # Sweep again until no live process is left: one forking meanwhile can escape a single sweep.
-            for _ in range(100):
-                os.kill(-1, signal.SIGKILL)
-                if all(state == "Z" for state, _ in _processes_of_uid(uid)):
+            # Sweep until the uid owns nothing: one forking meanwhile can escape a single sweep, and zombies
+            # still count against the next child's process limit until init has reaped them (2 s at most).
+            for _ in range(2000):
+                processes = _processes_of_uid(uid)
+                if not processes:
                     break
+                if any(state != "Z" for state, _ in processes):
+                    os.kill(-1, signal.SIGKILL)
                 time.sleep(0.001)
         except ProcessLookupError:
             pass
