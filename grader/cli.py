@@ -1,4 +1,4 @@
-"""Command line: ``python -m grader {release,grade,build} ...`` (also installed as ``convlab``)."""
+"""Command line: ``python -m grader {release,grade,regrade,build} ...`` (also installed as ``convlab``)."""
 import argparse
 import contextlib
 import sys
@@ -22,13 +22,19 @@ def _release(args):
 def _grade(args):
     from pathlib import Path
 
+    from tqdm import tqdm
+
     from grader.grade import gradescope_metadata, grade_to_file
     from grader.plan import recording
-    from tqdm import tqdm
     from grader.results import table
 
     if not Path(args.submission).exists():
         print(f"convlab grade: error: no such file or folder: {args.submission}", file=sys.stderr)
+        return 2
+    unknown = sorted(set(args.part or ()) - set(get_assignment(args.assignment).parts))
+    if unknown:
+        print(f"convlab grade: error: no part {', '.join(unknown)} (parts: "
+              f"{', '.join(get_assignment(args.assignment).parts)})", file=sys.stderr)
         return 2
     metadata = gradescope_metadata(args.metadata) if args.metadata else None
     with recording(args.dump_cases) if args.dump_cases else contextlib.nullcontext():
@@ -36,7 +42,7 @@ def _grade(args):
                                      parts=args.part, seed=args.seed,
                                      log=lambda message: tqdm.write(message, file=sys.stderr))
     if args.dump_cases:
-        print(f"hidden cases (calls as JSON, inputs as npz) written to {args.dump_cases}/")
+        print(f"hidden cases (calls as JSON, inputs as npz, prints as .out) written to {args.dump_cases}/")
     print(table(tests))
     print(extra["output"])
     print(f"results written to {args.out}")

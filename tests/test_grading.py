@@ -93,6 +93,8 @@ def test_cli_usage_errors_and_empty_submissions(tmp_path):
     assert result.returncode == 2 and "no such file" in result.stderr
     result = _cli("grade", "--assignment", "nope", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "unknown assignment" in result.stderr
+    result = _cli("grade", str(tmp_path), "--part", "lyers", cwd=tmp_path)
+    assert result.returncode == 2 and "no part lyers" in result.stderr
     (tmp_path / "empty").mkdir()
     (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 this is not a zip")
     for name in ("empty", "bad.zip"):
