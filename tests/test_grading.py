@@ -186,3 +186,22 @@ def test_a_submission_that_hangs_in_every_function_finishes_within_two_minutes(t
     assert time.monotonic() - started < 120
     assert all(t.score == 0 for t in tests)
     assert any("timed out" in t.output for t in tests)
+
+
+# The default points per part: the milestone's 15 join with its own part.
+POINTS_OF_PART = {"layers": 45, "initializers": 10, "resnet": 20, "quiz": 10}
+
+
+@pytest.mark.parametrize("part", POINTS_OF_PART)
+def test_each_part_alone_full_marks_for_the_solution_zero_for_the_stub(part, tmp_path):
+    file, config = SPEC.parts[part]
+    names = [name for _, name, _ in config]
+    for source, folder in ((SOLUTIONS, "solution"), (STUBS, "stub")):
+        (tmp_path / folder).mkdir()
+        shutil.copy(source / file, tmp_path / folder)
+        tests, _ = grade(tmp_path / folder, parts=[part], log=lambda m: None)
+        assert [t.name for t in tests] == names and sum(t.max_score for t in tests) == POINTS_OF_PART[part]
+        if folder == "solution":
+            assert all(t.score == t.max_score for t in tests), [(t.name, t.output) for t in tests if t.score < t.max_score]
+        else:
+            assert all(t.score == 0 and "NotImplementedError" in t.output for t in tests), [t.output for t in tests]

@@ -5,7 +5,6 @@ Each function takes numpy arrays and the layer's parameters as the student funct
 arrays. ``*_backward`` returns the gradients of ``sum(out * dout)``. Batchnorm's running statistics are not
 here: they follow the course's closed form (see ``batchnorm_running_stats``), not PyTorch's convention.
 """
-import numpy as np
 import torch
 import torch.nn.functional as F
 

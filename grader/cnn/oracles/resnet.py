@@ -185,6 +185,15 @@ def batch_norm(params, name, x, training, state=None):
     return out
 
 
+def _shortcut(params, prefix, x, in_channels, out_channels, stride, training, state):
+    """The shortcut of a post-activation block: ``downsample`` (1x1 conv with the stride, then BN) when the
+    shape changes, else the identity."""
+    if not needs_projection(in_channels, out_channels, stride):
+        return x
+    p = lambda name: _join(prefix, name)  # noqa: E731
+    return batch_norm(params, p("downsample.1"), conv(params, p("downsample.0"), x, stride), training, state)
+
+
 def basic_block(params, prefix, x, stride=1, training=False, state=None):
     """BasicBlock: ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``."""
     p = lambda name: _join(prefix, name)  # noqa: E731
@@ -192,12 +201,7 @@ def basic_block(params, prefix, x, stride=1, training=False, state=None):
     out_channels = params[p("conv2.weight")].shape[0]
     out = F.relu(batch_norm(params, p("bn1"), conv(params, p("conv1"), x, stride, 1), training, state))
     out = batch_norm(params, p("bn2"), conv(params, p("conv2"), out, 1, 1), training, state)
-    if needs_projection(in_channels, out_channels, stride):
-        shortcut = batch_norm(params, p("downsample.1"), conv(params, p("downsample.0"), x, stride),
-                              training, state)
-    else:
-        shortcut = x
-    return F.relu(out + shortcut)
+    return F.relu(out + _shortcut(params, prefix, x, in_channels, out_channels, stride, training, state))
 
 
 def bottleneck(params, prefix, x, stride=1, training=False, state=None):
@@ -208,12 +212,7 @@ def bottleneck(params, prefix, x, stride=1, training=False, state=None):
     out = F.relu(batch_norm(params, p("bn1"), conv(params, p("conv1"), x), training, state))
     out = F.relu(batch_norm(params, p("bn2"), conv(params, p("conv2"), out, stride, 1), training, state))
     out = batch_norm(params, p("bn3"), conv(params, p("conv3"), out), training, state)
-    if needs_projection(in_channels, out_channels, stride):
-        shortcut = batch_norm(params, p("downsample.1"), conv(params, p("downsample.0"), x, stride),
-                              training, state)
-    else:
-        shortcut = x
-    return F.relu(out + shortcut)
+    return F.relu(out + _shortcut(params, prefix, x, in_channels, out_channels, stride, training, state))
 
 
 def preact_block(params, prefix, x, stride=1, training=False, state=None):
