@@ -6,6 +6,11 @@ import sys
 from grader.assignments import DEFAULT, get_assignment
 
 
+def _error(args, message, status=2):
+    print(f"convlab {args.command}: error: {message}", file=sys.stderr)
+    return status
+
+
 def _release(args):
     from grader.release import release
 
@@ -29,13 +34,10 @@ def _grade(args):
     from grader.results import table
 
     if not Path(args.submission).exists():
-        print(f"convlab grade: error: no such file or folder: {args.submission}", file=sys.stderr)
-        return 2
-    unknown = sorted(set(args.part or ()) - set(get_assignment(args.assignment).parts))
+        return _error(args, f"no such file or folder: {args.submission}")
+    unknown = sorted(set(args.part or ()) - set(args.spec.parts))
     if unknown:
-        print(f"convlab grade: error: no part {', '.join(unknown)} (parts: "
-              f"{', '.join(get_assignment(args.assignment).parts)})", file=sys.stderr)
-        return 2
+        return _error(args, f"no part {', '.join(unknown)} (parts: {', '.join(args.spec.parts)})")
     metadata = gradescope_metadata(args.metadata) if args.metadata else None
     with recording(args.dump_cases) if args.dump_cases else contextlib.nullcontext():
         tests, extra = grade_to_file(args.submission, args.out, args.assignment, metadata=metadata,
@@ -55,8 +57,7 @@ def _build(args):
     try:
         handout, autograder = build(args.assignment, args.out)
     except PackageError as error:
-        print(f"convlab build: error: {error}", file=sys.stderr)
-        return 1
+        return _error(args, error, status=1)
     for path in (handout, autograder):
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
     return 0
@@ -68,8 +69,7 @@ def _regrade(args):
     from grader.regrade import regrade
 
     if not Path(args.export).is_dir():
-        print(f"convlab regrade: error: not a folder: {args.export}", file=sys.stderr)
-        return 2
+        return _error(args, f"not a folder: {args.export}")
     rows = regrade(args.export, args.out, args.assignment)
     print(f"{len(rows)} submission(s) regraded: results and scores.csv in {args.out}/")
     return 0
@@ -111,7 +111,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        get_assignment(args.assignment)
+        args.spec = get_assignment(args.assignment)
     except LookupError as error:
         parser.error(str(error))
     return args.run(args)
