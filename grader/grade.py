@@ -44,7 +44,7 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
     limits = limits or Limits()
     sub = submission.load(path, spec.submission_files)
     seed = sub.seed(metadata) if seed is None else seed
-    out = []
+    out, leaderboard = [], {}
     chosen = [(part, entry) for part, entry in spec.parts.items() if not parts or part in parts]
     progress = tqdm(chosen, desc="grading", unit="part", file=sys.stderr, disable=None, leave=False)
     for part, (file, tests) in progress:
@@ -52,7 +52,7 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
         names = [name for _, name, _ in tests]
         started = time.monotonic()
         if file not in sub.files:
-            outcomes = blocked(names, f"{file} was not submitted: no points for this part")
+            outcomes = blocked(names, sub.skipped.get(file, f"{file} was not submitted") + ": no points for this part")
         else:
             try:
                 checker = importlib.import_module(spec.checkers[part])
@@ -62,6 +62,8 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
                 outcomes = blocked(names, "the grader failed on this part (an internal error, not your code): "
                                           "please tell your TA")
         log(f"{part}: checked in {time.monotonic() - started:.1f} s")
+        for outcome in outcomes.values():
+            leaderboard.update(outcome.leaderboard if outcome else {})
         out += [to_result(number, name, points, outcomes.get(name), spec.show_cases, spec.visibility_of(number))
                 for number, name, points in tests]
     notes = list(sub.notes)
@@ -70,6 +72,8 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
                      + " (at the top level of the upload or one folder deep)")
     extra = {"output": "\n".join(notes + [f"convlab grader {grader.__version__}; hidden-case seed {seed}"]),
              "extra_data": {"version": grader.__version__, "seed": str(seed), "files": sorted(sub.files)}}
+    if leaderboard:
+        extra["leaderboard"] = [{"name": name, "value": value} for name, value in leaderboard.items()]
     return out, extra
 
 

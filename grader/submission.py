@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 MAX_SOURCE_BYTES = 2 << 20      # a .py file
-MAX_CHECKPOINT_BYTES = 400 << 20  # milestone.pt (a ResNet-18 state_dict is about 45 MB)
+MAX_CHECKPOINT_BYTES = 100 << 20  # milestone.pt: a ResNet-18 state_dict is 45 MB, in float64 90 MB
 
 
 @dataclass
 class Submission:
     files: dict = field(default_factory=dict)   # name -> bytes
     notes: list = field(default_factory=list)   # what went wrong reading it, in words for the student
+    skipped: dict = field(default_factory=dict)   # name -> why a file that was there was not read
 
     def seed(self, metadata=None):
         """A 64-bit seed from the files' contents (and Gradescope's submission id): a regrade of the same
@@ -36,7 +37,7 @@ def _limit(name):
 
 def _pick(candidates, allowed):
     """``candidates``: (relative posix path, size, reader). Top level wins over one folder deep."""
-    chosen, notes = {}, []
+    chosen, skipped = {}, {}
     for depth in (1, 2):
         for path, size, read in candidates:
             parts = PurePosixPath(path).parts
@@ -45,12 +46,12 @@ def _pick(candidates, allowed):
             if any(p.startswith(("__MACOSX", ".")) for p in parts):
                 continue
             if size > _limit(parts[-1]):
-                notes.append(f"{path} is {size / 2**20:.1f} MB, over the {_limit(parts[-1]) / 2**20:.0f} MB "
-                             "limit: ignored")
+                skipped[parts[-1]] = (f"{path} is {size / 2**20:.1f} MB, over the "
+                                      f"{_limit(parts[-1]) / 2**20:.0f} MB limit: not graded")
                 chosen[parts[-1]] = None
                 continue
             chosen[parts[-1]] = read()
-    return {k: v for k, v in chosen.items() if v is not None}, notes
+    return {k: v for k, v in chosen.items() if v is not None}, skipped
 
 
 def _from_folder(folder, allowed):
@@ -88,13 +89,13 @@ def load(path, allowed):
     try:
         if path.is_dir():
             zips = [p for p in path.iterdir() if p.suffix == ".zip" and p.is_file()]
-            files, notes = _from_folder(path, allowed)
+            files, skipped = _from_folder(path, allowed)
             if not files and len(zips) == 1:  # a zip uploaded as the only file
-                files, notes = _from_zip(zips[0], allowed)
+                files, skipped = _from_zip(zips[0], allowed)
         else:
-            files, notes = _from_zip(path, allowed)
+            files, skipped = _from_zip(path, allowed)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
         submission.notes.append(f"the submission could not be read ({error}): graded as empty")
         return submission
-    submission.files, submission.notes = files, notes
+    submission.files, submission.skipped = files, skipped
     return submission

@@ -1,9 +1,15 @@
 """Where every point comes from. Edit the weights here; numbers order the tests on Gradescope.
 
 Each part grades one submitted file; each test of a part is (number, name, points). Layers 45, initializers
-10, resnet 20, quiz 10: 85 here, and 15 kept for the milestone checkpoint, which joins with its own checker.
+10, resnet 20, quiz 10, milestone 15: 100.
 """
 PARTS = {
+    # Graded first, though numbered last: its child evaluates a network, and the grader's own process has not
+    # loaded torch yet (the other parts' oracles load it), so the two fit in the container together.
+    "milestone": ("milestone.pt", [
+        ("5.1", "milestone checkpoint", 3),
+        ("5.2", "milestone accuracy", 12),
+    ]),
     "layers": ("layers.py", [
         ("1.1", "conv_forward_naive", 6),
         ("1.2", "conv_backward_naive", 8),
@@ -48,3 +54,13 @@ VISIBILITY = "visible"
 VISIBILITY_OF_TEST = {}
 # Show each hidden case's category and verdict (never its input values); False shows only how many passed.
 SHOW_CASES = True
+
+# The milestone: CIFAR-10 test accuracy (percent) for full credit on 5.2, and below which 5.2 scores 0; linear
+# in between. The handout's recipes reach 91-95 %; an untrained network scores 10 %.
+MILESTONE_FULL_AT = 90.0
+MILESTONE_ZERO_AT = 60.0
+# The architectures a checkpoint may name (the contract's), and how many test images each is evaluated on:
+# all of them, but for the two whose evaluation would not fit Gradescope's budget on half a CPU (resnet18
+# takes about 13 ms of CPU an image here): a class-stratified sample drawn per submission. At 92 % accuracy
+# the sample's standard error is 0.4 %, stated in the output.
+MILESTONE_IMAGES = {"resnet20": None, "resnet32": None, "resnet56": None, "resnet18": 4000, "preact_resnet18": 4000}

@@ -1,0 +1,175 @@
+"""Checker of milestone.pt: the submitted CIFAR-10 checkpoint, evaluated in the grader's own copy of the
+architecture it names (the functional reference ``oracles/resnet.py``), never the student's resnet.py.
+
+Two sandboxed children run grader code (``milestone_child.py``) on the student's file; this process never
+loads torch for them (points.py grades the milestone first, before any oracle has loaded it):
+
+1. inspect: ``torch.load(weights_only=True)``; the arch, num_classes, every entry's name, shape, dtype and
+   count of non-finite values, and the layout that arch must have. Judged here: test 5.1.
+2. evaluate: class predictions for the test images (all of them, or a class-stratified sample drawn per
+   submission for the architectures too slow for Gradescope's budget), each image flipped or shifted by a
+   pixel or two at random: a trained network does not mind, a checkpoint that memorised test images gains
+   nothing. The child never sees a label; accuracy is counted here. Test 5.2, and the leaderboard.
+"""
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+
+from grader import paths
+from grader.checks import Outcome, blocked
+from grader.cnn import cifar10, points
+from grader.plan import Plan
+
+FILE = "milestone.pt"
+CHECK_TEST, ACCURACY_TEST = "milestone checkpoint", "milestone accuracy"
+HERE = Path(__file__).parent
+CHILD_FILES = {"milestone_child.py": HERE / "milestone_child.py", "resnet_reference.py": HERE / "oracles" / "resnet.py"}
+BATCH = 100
+# A batch of 100 takes resnet18 1.3 s of CPU here (13 ms an image): 15 plain calls' time (30 s) leaves over 10x
+# headroom on half a CPU. The whole child may take 50 ms an image, plus a minute for torch and the file.
+BATCH_TIMEOUT = 15
+SECONDS_PER_IMAGE = 0.05
+MAX_SHIFT = 2
+MEMORY_MB = 550   # torch (220 MB), a resnet18 twice over (load, then channels_last: 90 MB), activations
+
+
+def test_set():
+    """The CIFAR-10 test split from the grader's data folder (``datasets/`` of the checkout, or CONVLAB_DATA)."""
+    return cifar10.load("test", cifar10.data_root(paths.REPO / "datasets"), download=False)
+
+
+def stratified_sample(labels, size, rng):
+    """Indices of ``size`` images, each class represented in proportion to its share of ``labels``."""
+    if size is None or size >= len(labels):
+        return np.arange(len(labels))
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = np.floor(size * counts / len(labels)).astype(int)
+    quota[np.argsort(-(size * counts / len(labels) - quota))[: size - quota.sum()]] += 1   # largest remainders
+    chosen = [rng.choice(np.flatnonzero(labels == c), q, replace=False) for c, q in zip(classes, quota)]
+    return np.sort(np.concatenate(chosen))
+
+
+def perturb(images, rng):
+    """Each image flipped left-right with probability 1/2, and shifted by ``dy, dx`` in -2..2 pixels (zeros
+    fill in, as in the training script's crops)."""
+    n = len(images)
+    flip = rng.random(n) < 0.5
+    images = np.where(flip[:, None, None, None], images[..., ::-1], images)
+    dy, dx = rng.integers(-MAX_SHIFT, MAX_SHIFT + 1, size=(2, n, 1))
+    padded = np.pad(images, ((0, 0), (0, 0), (MAX_SHIFT, MAX_SHIFT), (MAX_SHIFT, MAX_SHIFT)))
+    rows, cols = MAX_SHIFT - dy + np.arange(32), MAX_SHIFT - dx + np.arange(32)   # out[r] = in[r - dy]
+    return padded[np.arange(n)[:, None, None, None], np.arange(3)[:, None, None], rows[:, None, :, None],
+                  cols[:, None, None, :]]
+
+
+def _child_files(checkpoint):
+    return {FILE: checkpoint, **{name: path.read_bytes() for name, path in CHILD_FILES.items()}}
+
+
+def inspect(checkpoint, limits):
+    """(arch, problem): the checkpoint's architecture, and why it does not load strictly ("" when it does)."""
+    plan = Plan("milestone_child")
+    plan.call("describe", id="describe", timeout_factor=BATCH_TIMEOUT)
+    plan.run(_child_files(checkpoint), dataclasses.replace(limits, memory_mb=max(limits.memory_mb, MEMORY_MB),
+                                                           wall_seconds=max(limits.wall_seconds, 60)))
+    ok, found = plan.answer("describe")
+    if not ok:
+        return None, f"{FILE} could not be read: {found}"
+    arch = found["arch"]
+    if arch not in points.MILESTONE_IMAGES:
+        return None, (f"{FILE} names the architecture {arch!r}; it must be one of "
+                      f"{', '.join(points.MILESTONE_IMAGES)} (see the contract's milestone.pt section)")
+    if found["num_classes"] != 10:
+        return None, f"{FILE} says num_classes is {found['num_classes']}; CIFAR-10 has 10"
+    return arch, _layout_problem(arch, found["entries"], found["expected"])
+
+
+def _layout_problem(arch, entries, expected):
+    """Why the state_dict does not load strictly into the grader's ``arch``, or ""."""
+    got = {name: (shape, dtype, bad) for name, shape, dtype, bad in entries}
+    want = {name: tuple(shape) for name, shape in expected}
+    hint = (f"save model.state_dict() of the model resnet.{arch}() built (a torch.compile'd model adds "
+            "'_orig_mod.' to every key, nn.DataParallel adds 'module.')")
+    missing, extra = [k for k in want if k not in got], [k for k in got if k not in want]
+    for keys, what in ((missing, "lacks"), (extra, "has an unexpected entry")):
+        if keys:
+            more = f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
+            return f"its state_dict {what} {keys[0]}{more} for {arch}: {hint}"
+    for name, shape in want.items():
+        if got[name][0] is None or tuple(got[name][0]) != shape:
+            return f"{name} has shape {tuple(got[name][0] or ())}, but {arch} needs {shape}"
+        if not name.endswith("num_batches_tracked") and got[name][1] not in ("float32", "float16", "bfloat16",
+                                                                             "float64"):
+            return f"{name} holds {got[name][1]} values; the weights must be floating point"
+    broken = [name for name in want if got[name][2]]
+    if broken:
+        count = sum(got[name][2] for name in broken)
+        return (f"{count} values are NaN or infinite (in {broken[0]}" + (f" and {len(broken) - 1} other entries"
+                if len(broken) > 1 else "") + "): the training diverged; try a lower learning rate")
+    return ""
+
+
+def evaluate(checkpoint, images, limits):
+    """(predictions, problem): the class the grader's copy of the network gives each image, or why not."""
+    plan = Plan("milestone_child")
+    plan.call("build", save="model", timeout_factor=BATCH_TIMEOUT)
+    for i, start in enumerate(range(0, len(images), BATCH)):
+        plan.call("predict", {"var": "model"}, plan.array(images[start:start + BATCH]),
+                  {"v": list(cifar10.MEAN)}, {"v": list(cifar10.STD)}, id=f"batch{i}", timeout_factor=BATCH_TIMEOUT)
+    seconds = 60 + SECONDS_PER_IMAGE * len(images)
+    plan.run(_child_files(checkpoint), dataclasses.replace(
+        limits, memory_mb=max(limits.memory_mb, MEMORY_MB), wall_seconds=max(limits.wall_seconds, seconds),
+        cpu_seconds=max(limits.cpu_seconds, int(seconds))))
+    predictions = []
+    for i, start in enumerate(range(0, len(images), BATCH)):
+        ok, value = plan.answer(f"batch{i}")
+        expected = min(BATCH, len(images) - start)
+        if not ok or not isinstance(value, np.ndarray) or value.shape != (expected,):
+            why = value if not ok else "it returned no predictions"
+            return None, f"the evaluation of {FILE} did not finish ({why}): tell your TA"
+        predictions.append(value)
+    return np.concatenate(predictions), ""
+
+
+def score(accuracy):
+    """The share of 5.2's points for an accuracy in percent: linear from MILESTONE_ZERO_AT to MILESTONE_FULL_AT."""
+    share = (accuracy - points.MILESTONE_ZERO_AT) / (points.MILESTONE_FULL_AT - points.MILESTONE_ZERO_AT)
+    return min(1.0, max(0.0, share))
+
+
+def check(files, rng, limits, names):
+    """{test name: Outcome} for the tests in ``names``."""
+    if FILE not in files:
+        return blocked(names, f"{FILE} was not submitted")
+    try:
+        images, labels = test_set()
+    except cifar10.DataError as error:
+        return blocked(names, "the grading machine has no CIFAR-10 test set, so the milestone could not be "
+                              f"graded: the instructor's setup, not your file; tell your TA ({error})")
+    arch, problem = inspect(files[FILE], limits)
+    loads = Outcome()
+    loads.add(f"{FILE} loads into the grader's {arch or 'network'} (its keys, shapes and values)", not problem,
+              problem)
+    if problem:
+        return {CHECK_TEST: loads, ACCURACY_TEST: Outcome(blocker=f"not evaluated: {FILE} did not load (test 5.1 "
+                                                                   "says why)")}
+    chosen = stratified_sample(labels, points.MILESTONE_IMAGES[arch], rng)
+    predictions, problem = evaluate(files[FILE], perturb(images[chosen], rng), limits)
+    if problem:
+        return {CHECK_TEST: loads, ACCURACY_TEST: Outcome(blocker=problem)}
+    correct = float(np.mean(predictions == labels[chosen]))
+    accuracy = 100 * correct
+    n, total = len(chosen), len(labels)
+    if n < total:
+        error = 100 * math.sqrt(correct * (1 - correct) / n * (1 - n / total))
+        measured = (f"on {n:,} of the {total:,} test images, a class-stratified sample drawn for this submission "
+                    f"(standard error about {error:.1f} %)")
+    else:
+        measured = f"on all {total:,} test images"
+    note = (f"{arch}: accuracy {accuracy:.2f} % {measured}, each image flipped or shifted by up to {MAX_SHIFT} "
+            f"pixels at random. Full credit from {points.MILESTONE_FULL_AT:g} %, none below "
+            f"{points.MILESTONE_ZERO_AT:g} %.")
+    result = Outcome(share=score(accuracy), notes=[note], leaderboard={"accuracy": round(accuracy, 2), "architecture": arch})
+    return {CHECK_TEST: loads, ACCURACY_TEST: result}

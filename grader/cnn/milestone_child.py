@@ -1,0 +1,76 @@
+"""The milestone's evaluation, run inside a sandboxed child (never imported by the grader's own process).
+
+The sandbox gets three files: the submitted ``milestone.pt``, this module, and the grader's functional ResNet
+(``grader/cnn/oracles/resnet.py``) as ``resnet_reference.py``: the network that runs is the grader's own copy
+of the named architecture, never the student's resnet.py. The checkpoint is read with
+``torch.load(weights_only=True)``, which builds tensors and plain containers only: a pickle that would run
+code is refused, not run. The child never sees a label: it returns predictions, and the grader counts.
+"""
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import resnet_reference as ref
+
+CHECKPOINT = Path(__file__).with_name("milestone.pt")
+torch.set_flush_denormal(True)   # weights full of denormal numbers would otherwise slow every conv 100-fold
+
+
+def _checkpoint():
+    try:
+        data = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - whatever torch says about a bad file, in one line
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"torch.load(weights_only=True) cannot read it ({first[:200]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
+        raise ValueError("it is not a dict with a 'state_dict' (save it as the contract says: "
+                         "{'arch': ..., 'num_classes': 10, 'state_dict': model.state_dict()})")
+    return data
+
+
+def describe():
+    """What the checkpoint holds, as plain data for the grader to judge: its arch and num_classes, per
+    state_dict entry its name, shape, dtype and count of non-finite values, and the layout the grader's copy
+    of that arch expects (None for an arch the contract does not name)."""
+    data = _checkpoint()
+    rows = []
+    for key, value in data["state_dict"].items():
+        if not isinstance(value, torch.Tensor):
+            rows.append([str(key), None, type(value).__name__, 0])
+            continue
+        bad = int((~torch.isfinite(value)).sum()) if value.is_floating_point() else 0
+        rows.append([str(key), list(value.shape), str(value.dtype).replace("torch.", ""), bad])
+    arch, classes = data.get("arch"), data.get("num_classes")
+    arch = arch if isinstance(arch, str) else repr(arch)[:60]
+    expected = [[k, list(s)] for k, s in ref.state_dict_shapes(ref.arch(arch)).items()] \
+        if arch in ref.ARCH_NAMES else None
+    return {"arch": arch, "num_classes": classes if isinstance(classes, int) else None, "entries": rows,
+            "expected": expected}
+
+
+def build():
+    """(spec, float32 weights in channels_last) for the grader's copy of the checkpoint's architecture."""
+    data = _checkpoint()
+    spec = ref.arch(data["arch"], num_classes=10)
+    params = {}
+    for key in ref.state_dict_shapes(spec):
+        value = data["state_dict"][key]
+        if value.is_floating_point():
+            value = value.float()
+            if value.ndim == 4:
+                value = value.contiguous(memory_format=torch.channels_last)
+        params[key] = value
+    return spec, params
+
+
+def predict(model, images, mean, std):
+    """Class predictions (int64) for uint8 images ``(N, 3, 32, 32)``, normalised as the handout's loader
+    does; eval mode (running statistics), float32, channels_last."""
+    spec, params = model
+    mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        x = ((torch.from_numpy(images).float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last)
+        logits = ref.resnet_forward(params, spec, x, training=False)
+    return logits.argmax(1).numpy().astype(np.int64)
