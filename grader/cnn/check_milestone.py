@@ -75,8 +75,10 @@ def inspect(checkpoint, limits):
     plan.run(_child_files(checkpoint), dataclasses.replace(limits, memory_mb=max(limits.memory_mb, MEMORY_MB),
                                                            wall_seconds=max(limits.wall_seconds, 60)))
     ok, found = plan.answer("describe")
-    if not ok:
-        return None, f"{FILE} could not be read: {found}"
+    if not ok or not isinstance(found, dict):
+        return None, f"{FILE} could not be inspected ({found if not ok else 'no answer'}): tell your TA"
+    if "problem" in found:
+        return None, f"{FILE} could not be read: {found['problem']}"
     arch = found["arch"]
     if arch not in points.MILESTONE_IMAGES:
         return None, (f"{FILE} names the architecture {arch!r}; it must be one of "

@@ -6,6 +6,7 @@ of the named architecture, never the student's resnet.py. The checkpoint is read
 ``torch.load(weights_only=True)``, which builds tensors and plain containers only: a pickle that would run
 code is refused, not run. The child never sees a label: it returns predictions, and the grader counts.
 """
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +18,23 @@ CHECKPOINT = Path(__file__).with_name("milestone.pt")
 torch.set_flush_denormal(True)   # weights full of denormal numbers would otherwise slow every conv 100-fold
 
 
+class Unreadable(Exception):
+    """The checkpoint is not what the contract asks for; the message says why, in the student's terms."""
+
+
 def _checkpoint():
     try:
         data = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - whatever torch says about a bad file, in one line
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"torch.load(weights_only=True) cannot read it ({first[:200]})") from None
+    except Exception as error:  # noqa: BLE001 - torch's many ways of refusing a file, in the student's terms
+        # torch words it "Unsupported global: GLOBAL m.f" or "unsupported GLOBAL m.f", by version
+        unsafe = re.search(r"(?i)unsupported global:?\s+(?:global\s+)?([\w.]+)", str(error))
+        if unsafe:
+            raise Unreadable(f"it holds a Python object ({unsafe.group(1)}) that is not a tensor, a number or a "
+                             "plain container: save only the dict the contract shows, of tensors from "
+                             "model.state_dict()") from None
+        raise Unreadable("it is not a file torch.save wrote (or it was damaged on the way)") from None
     if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
-        raise ValueError("it is not a dict with a 'state_dict' (save it as the contract says: "
+        raise Unreadable("it is not a dict with a 'state_dict' (save it as the contract says: "
                          "{'arch': ..., 'num_classes': 10, 'state_dict': model.state_dict()})")
     return data
 
@@ -32,8 +42,12 @@ def _checkpoint():
 def describe():
     """What the checkpoint holds, as plain data for the grader to judge: its arch and num_classes, per
     state_dict entry its name, shape, dtype and count of non-finite values, and the layout the grader's copy
-    of that arch expects (None for an arch the contract does not name)."""
-    data = _checkpoint()
+    of that arch expects (None for an arch the contract does not name); or ``{"problem": why}`` when the file
+    cannot be read as a checkpoint."""
+    try:
+        data = _checkpoint()
+    except Unreadable as error:
+        return {"problem": str(error)}
     rows = []
     for key, value in data["state_dict"].items():
         if not isinstance(value, torch.Tensor):
