@@ -226,7 +226,7 @@ def train(args):
     model = getattr(resnet, args.arch)(num_classes=10).to(device).to(memory_format=torch.channels_last)
     steps_per_epoch = math.ceil(len(train_data[0]) / args.batch_size)
     trainer = Trainer(model, train_data, args, device, args.epochs * steps_per_epoch, steps_per_epoch)
-    log = {"arch": args.arch, "device": str(device), "amp": str(trainer.dtype).replace("torch.", ""),
+    log = {"arch": args.arch, "device": str(device), "amp": str(trainer.dtype).replace("torch.", "") if trainer.dtype else "off",
            "args": vars(args), "epochs": []}
     print(f"training {args.arch} on {device} ({log['amp']}): {len(train_data[0])} training and "
           f"{len(val_data[0])} validation images, {args.epochs} epochs of {steps_per_epoch} steps")
