@@ -38,7 +38,7 @@ def apply(edits, source=SOLUTION):
 
 def grade_source(tmp_path, source, limits=LIMITS):
     folder = tmp_path / "submission"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     (folder / "layers.py").write_text(source)
     tests, _ = grade(folder, parts=["layers"], limits=limits, log=lambda message: None)
     by_number = {t.number: t for t in tests}
@@ -91,8 +91,9 @@ BUGS = {
     "avg pool backward does not divide by the window area": (
         [("avg_pool_backward_naive", AVG_BACKWARD_ADD, "+= dout[:, :, i, j, None, None]")], {"1.6"}),
     # Batchnorm.
+    # The backwards are right: graded on the documented correct cache, they keep their points.
     "batchnorm normalises with the unbiased variance": (
-        [("batchnorm_forward", BN_VAR, "var = (xc ** 2).sum(axis=0) / (x.shape[0] - 1)")], BATCHNORM_TESTS),
+        [("batchnorm_forward", BN_VAR, "var = (xc ** 2).sum(axis=0) / (x.shape[0] - 1)")], {"1.7", "1.10"}),
     "batchnorm running statistics with the momentum swapped": (
         [("batchnorm_forward", RUNNING_MEAN, "running_mean = (1 - momentum) * running_mean + momentum * mu"),
          ("batchnorm_forward", RUNNING_VAR, "running_var = (1 - momentum) * running_var + momentum * var")],
@@ -222,3 +223,49 @@ def test_torch_imported_at_the_top_zeroes_only_the_function_that_uses_it(tmp_pat
     assert_only(results, {"1.5"})
     assert results["1.5"].score == 0
     assert "torch" in results["1.5"].output and "may not use" in results["1.5"].output, results["1.5"].output
+
+
+# One per graded function: an edit of one of its array arguments (or of the cache it is handed) in place.
+IN_PLACE = {
+    "1.1": [("conv_forward_naive", "    out += b.reshape(1, F, 1, 1)\n",
+             "    b.shape = (1, F, 1, 1)\n    out += b\n    b += 0.0\n    b -= b\n")],
+    "1.2": [("conv_backward_naive", "    db = dout.sum(axis=(0, 2, 3))\n",
+             "    db = dout.sum(axis=(0, 2, 3))\n    dout[dout < 0] = 0.0\n")],
+    "1.3": [("max_pool_forward_naive", "    out = np.empty(", "    x -= x.min()\n    out = np.empty(")],
+    "1.4": [("max_pool_backward_naive", "    dx = np.zeros_like(x)\n", "    dx = x\n    dx[...] = 0.0\n")],
+    "1.5": [("avg_pool_forward_naive", "    out = np.empty(", "    x -= x.mean()\n    out = np.empty(")],
+    "1.6": [("avg_pool_backward_naive", "    dx = np.zeros_like(x)\n", "    dx = np.zeros_like(x)\n    dout /= 1.5\n")],
+    "1.7": [("batchnorm_forward", "        xc = x - mu\n", "        x -= mu\n        xc = x\n")],
+    "1.8": [("batchnorm_backward", "    dxhat = dout * gamma\n", "    dout *= gamma\n    dxhat = dout\n")],
+    "1.9": [("batchnorm_backward_alt", "    dbeta = dout.sum(axis=0)\n",
+             "    dbeta = dout.sum(axis=0)\n    dout *= N\n")],
+    "1.10": [("spatial_batchnorm_forward", "    N, C, H, W = x.shape\n",
+              "    N, C, H, W = x.shape\n    x -= x.mean(axis=(0, 2, 3), keepdims=True)\n")],
+    "1.11": [("spatial_batchnorm_backward", "    N, C, H, W = dout.shape\n",
+              "    N, C, H, W = dout.shape\n    dout -= 1e-3\n")],
+}
+
+
+@pytest.mark.parametrize("number", sorted(IN_PLACE, key=lambda n: int(n.split(".")[1])))
+def test_an_in_place_edit_of_an_argument_loses_points(tmp_path, number):
+    results = grade_source(tmp_path, apply(IN_PLACE[number]))
+    result = results[number]
+    assert result.score < result.max_score - 1e-9, result.output
+    assert "in place: " in result.output and "compute on a copy" in result.output, result.output
+
+
+INTERNAL = ("builtin:", "kept_", "refcache", "__", "Traceback", "driver.py", "NotImplementedError:")
+
+
+def test_stubs_and_bugs_read_in_the_students_terms(tmp_path):
+    from grader.paths import assignments_dir
+    stub = (assignments_dir("cnn") / "layers.py").read_text()
+    for k, source in enumerate([stub, apply(BUGS["batchnorm normalises with the unbiased variance"][0]),
+                                apply(IN_PLACE["1.7"])]):
+        results = grade_source(tmp_path / str(k), source)
+        for number, result in results.items():
+            for word in INTERNAL:
+                assert word not in result.output, f"{number}: {word!r} in\n{result.output}"
+            if k == 0:
+                assert result.output.startswith(f"0 of ") and "not implemented yet" in result.output, result.output
+                assert result.output.count("\n") == 0, result.output   # said once, not once per case
