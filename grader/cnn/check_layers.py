@@ -125,17 +125,19 @@ class Family:
         """(ok, message) for one backward case. Where the student's forward passes this case, the backward is
         judged on the cache that forward stored; where it fails, on the documented correct cache, so a right
         backward gets its credit and a wrong one is told whose fault the failure is."""
-        ok, grads = self.plan.answer(f"{backward}{i}")
+        ok_own, own = self.plan.answer(f"{backward}{i}")
         if forward_ok:
-            return _grads_verdict(ok, grads, expected, names, lambda dx: self.numeric_verdict(i, dx, dout, True))
+            return _grads_verdict(ok_own, own, expected, names, lambda dx: self.numeric_verdict(i, dx, dout, True))
         ok, grads = self.plan.answer(f"ref_{backward}{i}")
         good, message = _grads_verdict(ok, grads, expected, names)
         if good or (not ok and "NotImplementedError" in message):
             return good, message
-        cause = f"your {self.forward} fails this case (test {NUMBERS[self.forward]}), and this backward got its cache"
+        own_dx = (own[0] if isinstance(own, tuple) and own else own) if ok_own else None
+        note = self.numeric_verdict(i, own_dx, dout, False)
+        cause = f"your {self.forward} fails this case (test {NUMBERS[self.forward]})"
         if ok:   # it took the documented cache and is still off: the backward has a bug of its own
-            return False, f"{message}, given a correct cache (the documented layout). Also {cause}"
-        return False, f"{cause}: fix the forward first"
+            return False, f"{message}, given a correct cache (the documented layout).{note} Also, {cause}."
+        return False, f"{cause}, and this backward got its cache: fix the forward first.{note}"
 
     def plan_numeric(self, i, args, dout_shape):
         """Ask for the forward at x +- h e_j for a few coordinates j of x (args[0]), no ties assumed."""
