@@ -32,14 +32,14 @@ def _label(i, case):
 
 
 def _arg_changes(before, after):
-    """Where ``after`` (read back after a call) differs from ``before``: '' when the same."""
+    """Where the cache ``after`` (read back after a call) differs from ``before`` ("changed", "cache[1]"), or ''."""
     if isinstance(before, np.ndarray):
         same = isinstance(after, np.ndarray) and after.shape == before.shape and np.array_equal(after, before)
         return "" if same else "changed"
     if isinstance(before, (tuple, list)) and isinstance(after, (tuple, list)) and len(before) == len(after):
         for k, (b, a) in enumerate(zip(before, after)):
             if _arg_changes(b, a):
-                return f"item {k}"
+                return f"cache[{k}]"
     return ""
 
 
@@ -59,7 +59,7 @@ class Family:
 
     def plan_untouched(self, args, names, params, dout, reference_cache):
         """Call the forward once on arrays it must leave alone, and each backward on a dout and the documented
-        correct cache; read them all back afterwards. (A backward that rejects the documented cache is checked
+        correct cache; read them all back afterwards. (A backward that fails on the documented cache is checked
         on its forward's own cache, for dout alone.)"""
         plan = self.plan
         plan.call("builtin:tuple", *(plan.array(a) for a in args), save="kept")
@@ -81,36 +81,31 @@ class Family:
         self.kept = (args, names, dout, tuple(reference_cache))
 
     def untouched_verdicts(self, outcomes):
-        """One case per function: did it leave its array arguments (and the cache it was given) as it found them?"""
+        """A failing case for each function that changed its array arguments (or the cache it was given) in
+        place. A function that leaves them alone, or raised, gets none: its own cases say how it did."""
         label = "array arguments left as they were found"
         args, names, dout, reference_cache = self.kept
-        ok, message = self.plan.answer("kept_f")
-        if ok:
-            message = ""
-            ok, after = self.plan.answer("kept_args")
-            changed = [n for n, a, b in zip(names, args, after) if _arg_changes(a, b)] if ok else ["(unreadable)"]
-            ok = not changed
-            message = "" if ok else f"{self.forward} changed its input {changed[0]} in place: compute on a copy"
-        outcomes[self.forward].add(label, ok, message)
+        if self.plan.answer("kept_f")[0]:
+            read, after = self.plan.answer("kept_args")
+            changed = [n for n, a, b in zip(names, args, after) if _arg_changes(a, b)] if read else ["(unreadable)"]
+            if changed:
+                outcomes[self.forward].add(label, False, f"{self.forward} changed its input {changed[0]} in place: "
+                                                         "compute on a copy")
         for backward in self.backwards:
-            source = "ref"
-            ok, message = self.plan.answer(f"kept_ref_{backward}_call")
-            if not ok and "NotImplementedError" not in message:
-                source = "own"
-                ok, message = self.plan.answer(f"kept_own_{backward}_call")
-            if ok:
-                message = ""
-                key = f"kept_{source}_{backward}"
-                read, after = self.plan.answer(f"{key}_dout")
-                if not read or _arg_changes(dout, after):
-                    ok, message = False, f"{backward} changed its input dout in place: compute on a copy"
-                elif source == "ref":
-                    read, after = self.plan.answer(f"{key}_cache")
-                    where = _arg_changes(reference_cache, after) if read else "all of it"
-                    if where:
-                        ok, message = False, f"{backward} changed the cache it was given ({where}) in place: the " \
-                                             "cache belongs to the forward pass; compute on a copy"
-            outcomes[backward].add(label, ok, message)
+            source = "ref" if self.plan.answer(f"kept_ref_{backward}_call")[0] else "own"
+            if not self.plan.answer(f"kept_{source}_{backward}_call")[0]:
+                continue
+            key = f"kept_{source}_{backward}"
+            read, after = self.plan.answer(f"{key}_dout")
+            if not read or _arg_changes(dout, after):
+                outcomes[backward].add(label, False, f"{backward} changed its input dout in place: compute on a copy")
+            elif source == "ref":
+                read, after = self.plan.answer(f"{key}_cache")
+                where = _arg_changes(reference_cache, after) if read else "it cannot be read back"
+                if where:
+                    outcomes[backward].add(label, False, f"{backward} changed the cache it was given in place "
+                                                         f"({where}): the cache belongs to the forward pass; "
+                                                         "compute on a copy")
 
     def plan_reference_cache(self, i, dout, cache):
         """The backwards called again on the cache a correct forward would store in the documented layout, so
@@ -134,10 +129,10 @@ class Family:
             return good, message
         own_dx = (own[0] if isinstance(own, tuple) and own else own) if ok_own else None
         note = self.numeric_verdict(i, own_dx, dout, False)
-        cause = f"your {self.forward} fails this case (test {NUMBERS[self.forward]})"
-        if ok:   # it took the documented cache and is still off: the backward has a bug of its own
-            return False, f"{message}, given a correct cache (the documented layout).{note} Also, {cause}."
-        return False, f"{cause}, and this backward got its cache: fix the forward first.{note}"
+        # Off or raising on a correct cache: a bug of the backward's own (or a cache layout of the student's own).
+        return False, f"{message} (given a correct cache, in the documented layout).{note} Also, your " \
+                      f"{self.forward} fails this case (test {NUMBERS[self.forward]}): its cache is what this " \
+                      "backward gets, so fix the forward first."
 
     def plan_numeric(self, i, args, dout_shape):
         """Ask for the forward at x +- h e_j for a few coordinates j of x (args[0]), no ties assumed."""
