@@ -47,3 +47,20 @@ def test_a_failure_shared_by_several_cases_is_said_once_with_their_count():
                      "       hidden case 4",
                      "  ok   hidden case 2",
                      "  FAIL hidden case 5: db is off"]
+
+
+def test_a_stub_class_is_named_by_its_own_message():
+    error = "not run: it needs the result of builtin:construct, which failed (NotImplementedError: " \
+            "BasicBlock.__init__: not implemented yet (see the docstring) (line 3 of resnet.py, in __init__))"
+    assert student_words(error) == "not implemented yet (NotImplementedError in BasicBlock.__init__)"
+
+
+def test_where_no_case_passed_each_failure_is_one_line():
+    outcome = Outcome()
+    for i in range(1, 5):
+        outcome.add(f"hidden case {i}", False, "not implemented yet (NotImplementedError in conv_output_size)"
+                    if i % 2 else "not implemented yet (NotImplementedError in pool_output_size)")
+    assert to_result("4.1", "conv_output_size and pool_output_size", 2, outcome).output.splitlines() == [
+        "0 of 4 cases passed",
+        "  FAIL 2 cases: not implemented yet (NotImplementedError in conv_output_size)",
+        "  FAIL 2 cases: not implemented yet (NotImplementedError in pool_output_size)"]
