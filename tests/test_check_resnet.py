@@ -66,6 +66,5 @@ def test_every_draw_has_each_kind_of_block_shortcut():
 def test_a_bottleneck_projecting_only_at_stride_2_loses_points():
     anchor = "self.bn3 = nn.BatchNorm2d(out_channels)\n        self.downsample = None\n        if stride != 1"
     source = variant(anchor + " or in_channels != out_channels:\n", anchor + ":\n")
-    for seed in range(2):
-        got, outcomes = scores(source, seed)
-        assert got[BOTTLENECK] < 1, outcomes[BOTTLENECK]
+    got, outcomes = scores(source)   # the draw always holds the case (the test above)
+    assert got[BOTTLENECK] < 1 and all(got[n] == 1 for n in (BASIC, PREACT, INIT)), (got, outcomes[BOTTLENECK])

@@ -29,20 +29,16 @@ def check_numeric(what, got, numeric):
 
 
 def untouched(function, *args):
-    """``function(*args)``, checking that it left every array among ``args`` (and inside a cache tuple) alone."""
-    def arrays(values):
-        for value in values:
-            if isinstance(value, np.ndarray):
-                yield value
-            elif isinstance(value, tuple):
-                yield from arrays(value)
-    before = [a.copy() for a in arrays(args)]
+    """``function(*args)``, checking that it leaves its array arguments, and the arrays of a cache it is handed,
+    as it found them (see the docstring of layers.py)."""
+    names = function.__code__.co_varnames[:len(args)]
+    arrays = [(name, a) for name, arg in zip(names, args) for a in (arg if isinstance(arg, tuple) else (arg,))
+              if isinstance(a, np.ndarray)]
+    before = [a.copy() for _, a in arrays]
     result = function(*args)
-    names = function.__code__.co_varnames
-    for k, (old, new) in enumerate(zip(before, arrays(args))):
-        what = names[k] if k < len(names) and k < len(args) and args[k] is new else "an array of the cache"
-        same = np.array_equal(old, new)
-        assert same, f"{function.__name__} changed its input {what} in place: compute on a copy"
+    for (name, a), old in zip(arrays, before):
+        same = np.array_equal(a, old)
+        assert same, f"{function.__name__} changed its input {name} in place: compute on a copy"
     return result
 
 
