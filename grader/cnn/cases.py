@@ -37,8 +37,8 @@ def _divides(size, kernel, stride, pad=0):
     return (size + 2 * pad - kernel) % stride == 0
 
 
-def _orientation(h, w, square="square", tall="tall", wide="wide"):
-    return square if h == w else (tall if h > w else wide)
+def _orientation(h, w):
+    return "square" if h == w else ("tall" if h > w else "wide")
 
 
 def _deal(rng, values, n):
@@ -81,7 +81,7 @@ def _size_words(height, width, kernel_h, kernel_w, stride, pad=0):
 
 
 def _shape_words(n, c, h, w):
-    return f"{_orientation(h, w, 'square', 'tall', 'wide')} input, batch of {n}, {c} channel{'s' * (c > 1)}"
+    return f"{_orientation(h, w)} input, batch of {n}, {c} channel{'s' * (c > 1)}"
 
 
 def no_ties(rng, shape):
