@@ -37,12 +37,25 @@ def _method(result):
     @partial_credit(result.max_score)
     def test(self, set_score=None):
         set_score(round(result.score, 4))
-        output = result.output if len(result.output) <= MAX_OUTPUT else result.output[:MAX_OUTPUT] + "\n[...]"
+        output = shorten(result.output)
         if not result.passed:
             raise AssertionError(output)
         print(output)
     test.__doc__ = f"{result.number} {result.name}"
     return test
+
+
+def shorten(output, limit=MAX_OUTPUT):
+    """``output`` cut after its last whole line within ``limit`` characters, saying how much was left out."""
+    if len(output) <= limit:
+        return output
+    head = output[:limit]
+    if "\n" not in head:  # one long line: cut between words
+        kept = head.rsplit(" ", 1)[0]
+        return f"{kept} [... {len(output) - len(kept)} more characters left out]"
+    kept = head.rsplit("\n", 1)[0]
+    left = output[len(kept):].strip("\n").count("\n") + 1
+    return f"{kept}\n[... {left} more line{'s' if left > 1 else ''} left out]"
 
 
 def _test_key(result):
@@ -76,13 +89,14 @@ def write(results, path, extra=None, started=None):
 
 
 def table(results, width=100):
-    """One line per test: number, name, points, and the first line of its verdict; then the total."""
-    lines = [f"{'test':<6} {'name':<34} {'points':>13}  verdict", "-" * width]
+    """One line per test: number, whole name, points, and the first line of its verdict; then the total."""
+    name_width = max([len(r.name) for r in results] + [5])
+    lines = [f"{'test':<6} {'name':<{name_width}} {'points':>13}  verdict", "-" * width]
     for r in sorted(results, key=_test_key):
         verdict = r.output.strip().splitlines()[0] if r.output.strip() else ""
-        room = width - 58
+        room = max(width - name_width - 24, 20)
         verdict = verdict if len(verdict) <= room else verdict[: room - 3] + "..."
-        lines.append(f"{r.number:<6} {r.name[:34]:<34} {r.score:6.2f} / {r.max_score:<5g} {verdict}")
+        lines.append(f"{r.number:<6} {r.name:<{name_width}} {r.score:6.2f} / {r.max_score:<5g} {verdict}")
     total, possible = sum(r.score for r in results), sum(r.max_score for r in results)
-    lines += ["-" * width, f"{'':<6} {'total':<34} {total:6.2f} / {possible:<5g}"]
+    lines += ["-" * width, f"{'':<6} {'total':<{name_width}} {total:6.2f} / {possible:<5g}"]
     return "\n".join(lines)

@@ -150,3 +150,11 @@ def test_activation_replay_matches_the_contracts_procedure():
     ok, message = ci.stds_verdict([v * math.sqrt(batch * d / (batch * d - 1)) for v, d in zip(got, dims[1:])],
                                   got, batch, dims)
     assert not ok and "ddof=1" in message
+
+
+def test_every_draw_has_square_tall_wide_and_1x1_kernels_for_the_fans():
+    for seed in range(200):
+        kernels = [shape[2:] for shape, _ in ci.fan_cases(np.random.default_rng(seed)) if len(shape) == 4]
+        kinds = {"1x1" if k == (1, 1) else "square" if k[0] == k[1] else "tall" if k[0] > k[1] else "wide"
+                 for k in kernels}
+        assert kinds == {"1x1", "square", "tall", "wide"}, (seed, kernels)

@@ -45,3 +45,26 @@ def test_preact_shortcut_on_raw_input_loses_preactblock():
 def test_torchvision_import_zeroes_the_part():
     outcomes = cr.check({FILE: ("import torchvision\n" + SOLUTION).encode()}, np.random.default_rng(0), LIMITS, NAMES)
     assert all(o.fraction == 0 and "torchvision" in o.blocker for o in outcomes.values())
+
+
+def test_every_factory_and_both_stems_are_checked():
+    factories = {"resnet20", "resnet32", "resnet56", "resnet18", "resnet34", "resnet50", "preact_resnet18"}
+    assert {name for name, _, _ in cr.COUNTED} == factories
+    assert {kwargs.get("stem", "cifar") for _, kwargs, _ in cr.COUNTED} == {"cifar", "imagenet"}
+
+
+def test_every_draw_has_each_kind_of_block_shortcut():
+    # Identity and projection at stride 1 and 2 where a block kind has them; a bottleneck whose width changes at
+    # stride 1 (the in-channels are not 4 x width) needs a projection that a stride-only test would miss.
+    for seed in range(200):
+        for kind in ("basic", "bottleneck", "preact"):
+            labels = [label for label, *_ in cr._block_configs(np.random.default_rng(seed), kind)]
+            for wanted in ("stride 1 (identity)", "stride 1 (projection)", "stride 2 (projection)"):
+                assert any(label.endswith(wanted) for label in labels), (seed, kind, labels)
+
+
+def test_a_bottleneck_projecting_only_at_stride_2_loses_points():
+    anchor = "self.bn3 = nn.BatchNorm2d(out_channels)\n        self.downsample = None\n        if stride != 1"
+    source = variant(anchor + " or in_channels != out_channels:\n", anchor + ":\n")
+    got, outcomes = scores(source)   # the draw always holds the case (the test above)
+    assert got[BOTTLENECK] < 1 and all(got[n] == 1 for n in (BASIC, PREACT, INIT)), (got, outcomes[BOTTLENECK])

@@ -6,7 +6,10 @@ must say what a student needs (which half is wrong, the case's category) and not
 """
 import re
 
+import numpy as np
 import pytest
+
+from grader.cnn import check_layers
 
 from grader.grade import grade
 from grader.paths import solutions_dir
@@ -38,7 +41,7 @@ def apply(edits, source=SOLUTION):
 
 def grade_source(tmp_path, source, limits=LIMITS):
     folder = tmp_path / "submission"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     (folder / "layers.py").write_text(source)
     tests, _ = grade(folder, parts=["layers"], limits=limits, log=lambda message: None)
     by_number = {t.number: t for t in tests}
@@ -84,15 +87,17 @@ BUGS = {
     "max pool routes a tie to the last maximum": (
         [("max_pool_forward_naive", "argmax[:, :, i, j] = window.argmax(axis=2)",
           "argmax[:, :, i, j] = PH * PW - 1 - window[:, :, ::-1].argmax(axis=2)")], {"1.4"}),
+    # Its argmax is wrong too; the backward, graded on the documented correct cache, keeps its points.
     "max pool forward uses the stride as the window size": (
         [("max_pool_forward_naive", "window = x[:, :, i * S:i * S + PH, j * S:j * S + PW].reshape(N, C, PH * PW)",
-          "window = x[:, :, i * S:i * S + S, j * S:j * S + S].reshape(N, C, S * S)")], {"1.3", "1.4"}),
+          "window = x[:, :, i * S:i * S + S, j * S:j * S + S].reshape(N, C, S * S)")], {"1.3"}),
     # Average pooling.
     "avg pool backward does not divide by the window area": (
         [("avg_pool_backward_naive", AVG_BACKWARD_ADD, "+= dout[:, :, i, j, None, None]")], {"1.6"}),
     # Batchnorm.
+    # The backwards are right: graded on the documented correct cache, they keep their points.
     "batchnorm normalises with the unbiased variance": (
-        [("batchnorm_forward", BN_VAR, "var = (xc ** 2).sum(axis=0) / (x.shape[0] - 1)")], BATCHNORM_TESTS),
+        [("batchnorm_forward", BN_VAR, "var = (xc ** 2).sum(axis=0) / (x.shape[0] - 1)")], {"1.7", "1.10"}),
     "batchnorm running statistics with the momentum swapped": (
         [("batchnorm_forward", RUNNING_MEAN, "running_mean = (1 - momentum) * running_mean + momentum * mu"),
          ("batchnorm_forward", RUNNING_VAR, "running_var = (1 - momentum) * running_var + momentum * var")],
@@ -136,12 +141,13 @@ def test_missing_defaults_fail_only_the_cases_that_rely_on_them(tmp_path):
     edits, _ = BUGS["batchnorm ignores the bn_param defaults"]
     results = grade_source(tmp_path, apply(edits))
     for number in ("1.7", "1.10"):
-        failing = failing_lines(results[number])
+        lines = results[number].output.splitlines()
         # The defaults case and the float32 case pass {"mode": "train"} alone; every other case passes all keys.
-        assert len(failing) == 2, results[number].output
-        assert any("bn_param with only a mode (the defaults)" in line for line in failing)
-        assert any("float32 input" in line for line in failing)
-        assert all("KeyError" in line for line in failing), results[number].output
+        # They fail alike, so the failure is said once, with the two cases under it.
+        assert failing_lines(results[number]) == [lines[-2 - 1]], results[number].output
+        assert lines[-3].startswith("  FAIL 2 cases: KeyError") and "eps" in lines[-3], results[number].output
+        assert lines[-2:] == ["       bn_param with only a mode (the defaults)",
+                              "       float32 input (float32 tolerance)"], results[number].output
 
 
 def test_a_backward_only_bug_is_blamed_on_the_backward(tmp_path):
@@ -174,7 +180,8 @@ def test_the_variance_path_bug_names_the_backward(tmp_path):
 
 
 NUMBER = re.compile(r"\d*\.\d+")
-ERROR_FORMAT = re.compile(r"\d\.\de[-+]\d+|\d+e[-+]\d+")  # "max relative error 3.2e-01 (tolerance 1e-07)"
+# "max relative error 3.2e-01 (tolerance 1e-07)", and test numbers ("your conv_forward_naive fails (test 1.1)")
+ERROR_FORMAT = re.compile(r"\d\.\de[-+]\d+|\d+e[-+]\d+|test \d+\.\d+")
 
 
 def test_hidden_cases_show_their_category_and_no_input_values(tmp_path):
@@ -186,9 +193,11 @@ def test_hidden_cases_show_their_category_and_no_input_values(tmp_path):
     results = grade_source(tmp_path, source)
     assert_only(results, {"1.1", "1.2"})
     forward, backward = results["1.1"].output, results["1.2"].output
-    assert "hidden case 2 (stride 2, pad 0, non-square" in forward, forward
-    assert "FAIL hidden case 1 (stride 1, pad 1, square" in forward
-    assert "out is off: max relative error" in forward
+    # Every drawn case of the forward fails alike: the message once. The backward's messages differ (they carry
+    # masked values), so each case shows with its category.
+    assert "\n  FAIL 5 cases: out is off: max relative error" in forward, forward
+    assert re.search(r"\n  FAIL hidden case 1 \(stride 1, pad 1, (square|tall|wide) \dx\d kernel", backward), backward
+    assert re.search(r"\n  FAIL hidden case 2 \(stride 2, pad 0, (square|tall|wide) \dx\d kernel", backward), backward
     assert "worst at index" not in forward and "got " not in forward
     assert "ValueError: bad input" in backward and "<number>" in backward, backward
     assert "line " in backward and "conv_backward_naive" in backward  # where it happened
@@ -222,3 +231,62 @@ def test_torch_imported_at_the_top_zeroes_only_the_function_that_uses_it(tmp_pat
     assert_only(results, {"1.5"})
     assert results["1.5"].score == 0
     assert "torch" in results["1.5"].output and "may not use" in results["1.5"].output, results["1.5"].output
+
+
+# The functions each family of check_layers.FAMILIES grades, in its order.
+FAMILY_FUNCTIONS = [("conv_forward_naive", "conv_backward_naive"),
+                    ("max_pool_forward_naive", "max_pool_backward_naive"),
+                    ("avg_pool_forward_naive", "avg_pool_backward_naive"),
+                    ("batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt"),
+                    ("spatial_batchnorm_forward", "spatial_batchnorm_backward")]
+# One per graded function: an edit of one of its array arguments (or of the cache it is handed) in place.
+IN_PLACE = {
+    "1.1": [("conv_forward_naive", "    out += b.reshape(1, F, 1, 1)\n",
+             "    b.shape = (1, F, 1, 1)\n    out += b\n    b += 0.0\n    b -= b\n")],
+    "1.2": [("conv_backward_naive", "    db = dout.sum(axis=(0, 2, 3))\n",
+             "    db = dout.sum(axis=(0, 2, 3))\n    dout[dout < 0] = 0.0\n")],
+    "1.3": [("max_pool_forward_naive", "    out = np.empty(", "    x -= x.min()\n    out = np.empty(")],
+    "1.4": [("max_pool_backward_naive", "    dx = np.zeros_like(x)\n", "    dx = x\n    dx[...] = 0.0\n")],
+    "1.5": [("avg_pool_forward_naive", "    out = np.empty(", "    x -= x.mean()\n    out = np.empty(")],
+    "1.6": [("avg_pool_backward_naive", "    dx = np.zeros_like(x)\n", "    dx = np.zeros_like(x)\n    dout /= 1.5\n")],
+    "1.7": [("batchnorm_forward", "        xc = x - mu\n", "        x -= mu\n        xc = x\n")],
+    "1.8": [("batchnorm_backward", "    dxhat = dout * gamma\n", "    dout *= gamma\n    dxhat = dout\n")],
+    "1.9": [("batchnorm_backward_alt", "    dbeta = dout.sum(axis=0)\n",
+             "    dbeta = dout.sum(axis=0)\n    dout *= N\n")],
+    "1.10": [("spatial_batchnorm_forward", "    N, C, H, W = x.shape\n",
+              "    N, C, H, W = x.shape\n    x -= x.mean(axis=(0, 2, 3), keepdims=True)\n")],
+    "1.11": [("spatial_batchnorm_backward", "    N, C, H, W = dout.shape\n",
+              "    N, C, H, W = dout.shape\n    dout -= 1e-3\n")],
+}
+
+
+@pytest.mark.parametrize("number", sorted(IN_PLACE, key=lambda n: int(n.split(".")[1])))
+def test_an_in_place_edit_of_an_argument_loses_points(number):
+    # Only the function's own family runs (one child, not five): the edit is confined to it.
+    (function, *_), = IN_PLACE[number]
+    family = next(f for f, names in zip(check_layers.FAMILIES, FAMILY_FUNCTIONS) if function in names)
+    source = apply(IN_PLACE[number]).encode()
+    steps = family(source, np.random.default_rng(int(number.split(".")[1])), LIMITS)
+    next(steps).run({"layers.py": source}, LIMITS, forbidden=check_layers.FORBIDDEN_MODULES)
+    outcome = next(steps)[function]
+    assert outcome.fraction < 1
+    failed = [c.message for c in outcome.cases if not c.ok]
+    assert any(message.startswith(f"{function} changed ") and message.endswith("in place: compute on a copy")
+               or "in place (cache[" in message for message in failed), failed
+
+
+INTERNAL = ("builtin:", "kept_", "refcache", "__", "Traceback", "driver.py", "NotImplementedError:")
+
+
+def test_stubs_and_bugs_read_in_the_students_terms(tmp_path):
+    from grader.paths import assignments_dir
+    stub = (assignments_dir("cnn") / "layers.py").read_text()
+    for k, source in enumerate([stub, apply(BUGS["batchnorm normalises with the unbiased variance"][0]),
+                                apply(IN_PLACE["1.7"])]):
+        results = grade_source(tmp_path / str(k), source)
+        for number, result in results.items():
+            for word in INTERNAL:
+                assert word not in result.output, f"{number}: {word!r} in\n{result.output}"
+            if k == 0:
+                assert result.output.startswith(f"0 of ") and "not implemented yet" in result.output, result.output
+                assert result.output.count("\n") == 0, result.output   # said once, not once per case

@@ -1,5 +1,7 @@
 """The handout is generated from the solutions, in sync, free of solution code, and its public tests pass on
 the solutions and fail cleanly, one test per function, on the stubs."""
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -79,6 +81,19 @@ def test_public_tests_fail_cleanly_on_the_stubs(tmp_path):
     for name, messages in failed.items():
         assert len(messages) == 1, f"{name} fails {len(messages)} times: one failure per function"
         assert "NotImplementedError" in messages[0], f"{name} failed for another reason: {messages[0]}"
+
+
+def test_the_stub_run_says_one_short_line_per_function(tmp_path):
+    folder = handout_copy(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"], cwd=folder,
+                            capture_output=True, text=True, timeout=600)
+    lines = result.stdout.splitlines()
+    assert len(lines) < 100, f"{len(lines)} lines:\n{result.stdout}"
+    assert "Traceback" not in result.stdout and '"""' not in result.stdout, result.stdout
+    messages = [line for line in lines if "not implemented yet" in line]
+    failed = [line for line in lines if line.startswith("_") and " test_" in line]
+    assert len(messages) == len(failed) >= 20, result.stdout   # one line under each failed test's name
+    assert all(len(line) <= 100 for line in messages), messages
 
 
 def test_notebook_cells_are_stripped_and_their_outputs_cleared():

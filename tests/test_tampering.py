@@ -400,7 +400,8 @@ _STOLEN = _read({str(secret_file)!r}) + " | " + _read({str(grader_file)!r})[:200
 """
     source = at_start(prefix + SOLUTION, "conv_forward_naive", "raise ValueError(_STOLEN)")
     results, data, _ = grade_source(tmp_path, source)
-    assert results["1.1"].score == 0 and lost(results) == {"1.1", "1.2"}  # the backward needs the forward's cache
+    # The backward keeps its points: graded on the documented correct cache where the forward fails.
+    assert results["1.1"].score == 0 and lost(results) == {"1.1"}
     assert secret not in json.dumps(data) and secret not in all_output(results)
     assert "ValueError: PermissionError" in results["1.1"].output, results["1.1"].output
     # Not asserted: the grader's own source. It is out of reach on Gradescope, where run_autograder makes the

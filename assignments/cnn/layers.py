@@ -11,7 +11,11 @@ Conventions (as in the lectures and in every deep learning library):
 * convolution is cross-correlation: the kernel is *not* flipped;
 * output sizes use floor division, ``H' = 1 + (H + 2*pad - HH) // stride``, as PyTorch does; padding is zeros
   on all four sides;
-* inputs are float64 and outputs must be float64.
+* inputs are float64 and outputs must be float64;
+* a function leaves its array arguments as it found them (``x``, ``w``, ``b``, ``dout``, ``gamma``, ``beta``
+  and the arrays inside the cache it is handed): the caller's other layers still hold those arrays, so a
+  layer that edits them in place (``x -= mu``) corrupts the whole network's backward pass. Compute on a
+  copy (``xc = x - mu``). The one exception is ``bn_param``, whose running statistics batchnorm updates.
 
 You may use any numpy array operation (``np.pad``, slicing, ``reshape``, ``einsum``, ``tensordot``,
 ``sliding_window_view``...). You may not use torch, tensorflow, jax, scipy.signal, scipy.ndimage,
@@ -206,7 +210,8 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     Note: PyTorch's ``momentum`` is the complement of this one (its 0.1 is our 0.9) and its running variance
     is unbiased (divides by N - 1); outputs and gradients are the same.
 
-    Cache (train mode): whatever the backward pass needs, e.g. (x, xhat, mu, var, gamma, eps).
+    Cache (train mode): (xc, std, xhat, gamma), with xc = x - mu and std = sqrt(var + eps). Keep this
+    layout: then the grader can judge your backward on its own, even on a case where your forward is wrong.
     Hint: write the forward as a chain of small steps (centre, square, mean, sqrt, invert, scale) and keep
     the intermediate values: the backward pass walks the same chain in reverse.
     """
@@ -263,7 +268,7 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
     running statistics of shape (C,).
 
     Each channel c is normalised with the statistics of all N * H * W values it takes in the batch.
-    Cache: what ``spatial_batchnorm_backward`` needs (e.g. the cache of ``batchnorm_forward``).
+    Cache: the cache of ``batchnorm_forward`` on the (N * H * W, C) view below.
 
     Hint: move the channel axis last, ``x.transpose(0, 2, 3, 1).reshape(-1, C)``, call
     ``batchnorm_forward``, and undo the reshape and the transpose. Reshaping to (-1, C) *without* the

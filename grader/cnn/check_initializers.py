@@ -216,13 +216,26 @@ class Shapes:
         return {"var": self.names[shape]}
 
 
-def _plan_fans(plan, shapes, rng):
+def _kernels(rng, orientation):
+    """A kernel of KERNELS that is "square" (1x1 aside), "tall" or "wide"."""
+    fits = [k for k in KERNELS if k != (1, 1) and
+            {"square": k[0] == k[1], "tall": k[0] > k[1], "wide": k[0] < k[1]}[orientation]]
+    return fits[int(rng.integers(len(fits)))]
+
+
+def fan_cases(rng):
+    """[(shape, words)]: 2-D weights, 4-D ones with a square, a tall, a wide and a 1x1 kernel, and bad ranks."""
     cases = [(shape_2d(rng, 10, 300), "2-D (Din, Dout) weight") for _ in range(3)]
-    for kernel in [None, None, (3, 5), (1, 1)]:
+    for kernel in [_kernels(rng, "square"), _kernels(rng, "tall"), _kernels(rng, "wide"), (1, 1)]:
         shape = shape_4d(rng, kernel, elements=(500, 50_000))
         cases.append((shape, _shape_words(shape)))
     for rank in (1, 3, 5):
         cases.append((tuple(int(rng.integers(2, 9)) for _ in range(rank)), f"rank {rank}: ValueError expected"))
+    return cases
+
+
+def _plan_fans(plan, shapes, rng):
+    cases = fan_cases(rng)
     for i, (shape, words) in enumerate(cases):
         plan.call("fan_in_and_fan_out", shapes(shape), id=f"fan{i}")
 
@@ -388,7 +401,8 @@ def _plan_scheme(name, rng):
     shapes = Shapes(plan)
     seeds = iter(int(s) for s in rng.integers(2 ** 31, size=64))
     cases = []   # (label, shape, mode, gain, kwargs)
-    weights = [shape_2d(rng), shape_4d(rng)]
+    # A square kernel would hide a slip between KH and KW: the 4-D weight's is tall or wide.
+    weights = [shape_2d(rng), shape_4d(rng, _kernels(rng, "tall" if rng.integers(2) else "wide"))]
     others = [OTHER_NONLINEARITIES[int(i)] for i in rng.permutation(len(OTHER_NONLINEARITIES))]
     for shape in weights:
         for mode in MODES:

@@ -31,8 +31,11 @@ BIG_TIMEOUT = 3
 # Block kind -> the student's class, which is also the name of its test.
 BLOCK_CLASS = {"basic": "BasicBlock", "bottleneck": "Bottleneck", "preact": "PreActBlock"}
 NETWORK_TEST, INIT_TEST = "ResNet networks", "init and zero_init_residual"
-# Factory networks whose names and parameter count are checked (constructed only; never run).
-COUNTED = [("resnet20", {}, 272_474), ("resnet18", {}, 11_173_962), ("preact_resnet18", {}, 11_172_170),
+# Every factory of the contract, its names and parameter count checked (constructed only; never run), with
+# both stems among them. The counts are the contract's (torchvision's for the imagenet stem).
+COUNTED = [("resnet20", {}, 272_474), ("resnet32", {}, 466_906), ("resnet56", {}, 855_770),
+           ("resnet18", {}, 11_173_962), ("preact_resnet18", {}, 11_172_170),
+           ("resnet34", {"num_classes": 1000, "stem": "imagenet"}, 21_797_672),
            ("resnet50", {"num_classes": 1000, "stem": "imagenet"}, 25_557_032)]
 
 
@@ -181,7 +184,9 @@ def _block_configs(rng, kind):
     c = int(rng.choice([4, 8]))
     if kind == "bottleneck":
         w = int(rng.choice([2, 4]))
-        raw = [(4 * w, w, 1), (c, w, 1), (4 * w, w, 2), (c, 2 * w, 2)]
+        # Widths that change at stride 1 need a projection: in-channels other than 4 * w, on every draw.
+        c1 = int(rng.choice([v for v in (4, 8) if v != 4 * w]))
+        raw = [(4 * w, w, 1), (c1, w, 1), (4 * w, w, 2), (c, 2 * w, 2)]
     else:
         raw = [(c, c, 1), (c, 2 * c, 2), (c, 2 * c, 1), (c, c, 2)]
     out = []

@@ -28,6 +28,20 @@ def check_numeric(what, got, numeric):
     check(f"{what} differs from the numerical gradient of your forward;", got, numeric, 1e-5, floor=1e-5)
 
 
+def untouched(function, *args):
+    """``function(*args)``, checking that it leaves its array arguments, and the arrays of a cache it is handed,
+    as it found them (see the docstring of layers.py)."""
+    names = function.__code__.co_varnames[:len(args)]
+    arrays = [(name, a) for name, arg in zip(names, args) for a in (arg if isinstance(arg, tuple) else (arg,))
+              if isinstance(a, np.ndarray)]
+    before = [a.copy() for _, a in arrays]
+    result = function(*args)
+    for (name, a), old in zip(arrays, before):
+        same = np.array_equal(a, old)
+        assert same, f"{function.__name__} changed its input {name} in place: compute on a copy"
+    return result
+
+
 def rng_for(case):
     return np.random.default_rng(sum(map(ord, case)))
 
@@ -58,7 +72,7 @@ def test_conv_forward_naive():
     assert abs(out[0, 0, 0, 0] - (-0.08759809)) < 5e-8, f"out[0, 0, 0, 0] = {out[0, 0, 0, 0]}, expected -0.08759809"
     for case in CONV_CASES:
         x, w, b, conv_param = conv_inputs(case)
-        out, _ = layers.conv_forward_naive(x, w, b, conv_param)
+        out, _ = untouched(layers.conv_forward_naive, x, w, b, conv_param)
         check(f"case '{case}': out", out, ref.conv_forward(x, w, b, conv_param["stride"], conv_param["pad"]))
 
 
@@ -67,7 +81,7 @@ def test_conv_backward_naive():
         x, w, b, conv_param = conv_inputs(case)
         out, cache = layers.conv_forward_naive(x, w, b, conv_param)
         dout = rng_for(case + "dout").standard_normal(out.shape)
-        dx, dw, db = layers.conv_backward_naive(dout, cache)
+        dx, dw, db = untouched(layers.conv_backward_naive, dout, cache)
         expected = ref.conv_backward(x, w, b, conv_param["stride"], conv_param["pad"], dout)
         numeric = (
             eval_numerical_gradient_array(lambda v: layers.conv_forward_naive(v, w, b, conv_param)[0], x.copy(), dout),
@@ -98,7 +112,7 @@ def pool_inputs(case):
 def _pool_forward_test(kind, forward):
     for case in POOL_CASES:
         x, p = pool_inputs(case)
-        out, _ = forward(x, p)
+        out, _ = untouched(forward, x, p)
         check(f"case '{case}': out", out, ref.pool_forward(kind, x, p["pool_height"], p["pool_width"], p["stride"]))
 
 
@@ -107,7 +121,7 @@ def _pool_backward_test(kind, forward, backward):
         x, p = pool_inputs(case)
         out, cache = forward(x, p)
         dout = rng_for(case + "dout").standard_normal(out.shape)
-        dx = backward(dout, cache)
+        dx = untouched(backward, dout, cache)
         numeric = eval_numerical_gradient_array(lambda v: forward(v, p)[0], x.copy(), dout)
         check_numeric(f"case '{case}': dx", dx, numeric)
         expected = ref.pool_backward(kind, x, p["pool_height"], p["pool_width"], p["stride"], dout)
@@ -163,7 +177,7 @@ def _bn_forward_test(forward, cases):
         old_mean, old_var = np.full(channels, 0.5), np.full(channels, 2.0)
         bn_param = {"mode": "train", "eps": 1e-5, "momentum": 0.8,
                     "running_mean": old_mean.copy(), "running_var": old_var.copy()}
-        out, _ = forward(x, gamma, beta, bn_param)
+        out, _ = untouched(forward, x, gamma, beta, bn_param)
         check(f"case '{case}', train mode: out", out, ref.batchnorm_forward(x, gamma, beta))
         mean, var = ref.batchnorm_running_stats(x, old_mean, old_var, momentum=0.8)
         check(f"case '{case}': running_mean after a train step", bn_param["running_mean"], mean)
@@ -189,7 +203,7 @@ def _bn_backward_test(forward, backward, cases):
         x, gamma, beta = bn_inputs(case, shape)
         out, cache = forward(x, gamma, beta, {"mode": "train"})
         dout = rng_for(case + "dout").standard_normal(out.shape)
-        got = backward(dout, cache)
+        got = untouched(backward, dout, cache)
         assert isinstance(got, tuple) and len(got) == 3, "return (dx, dgamma, dbeta)"
         expected = ref.batchnorm_backward(x, gamma, beta, dout)
 

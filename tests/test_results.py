@@ -1,0 +1,66 @@
+"""grader/results.py and grader/checks.py: what a student reads of a test's result."""
+from grader.checks import Outcome, student_words, to_result
+from grader.results import TestResult as Result, results_json, shorten, table
+
+
+def test_long_output_is_cut_at_a_line_boundary_with_what_was_left_out():
+    output = "\n".join(f"  FAIL hidden case {i} (stride 2, pad 0): out is off in kaiming_uniform" for i in range(200))
+    cut = shorten(output, 4000)
+    lines = cut.splitlines()
+    assert len(cut) <= 4000 + 40 and output.startswith("\n".join(lines[:-1]))
+    assert lines[-2] in output.splitlines()   # a whole line, not a piece of one
+    assert lines[-1] == f"[... {200 - (len(lines) - 1)} more lines left out]"
+    assert shorten("short", 4000) == "short"
+    assert shorten("one long line of words", 12) == "one long [... 14 more characters left out]"
+
+
+def test_results_json_carries_the_cut_output():
+    result = Result("1.1", "conv_forward_naive", 6, 0, "\n".join(["a line of feedback"] * 500))
+    output = results_json([result])["tests"][0]["output"]
+    assert output.rstrip().endswith("more lines left out]") and "a line of feedback\n[..." in output
+
+
+def test_the_table_shows_whole_names():
+    name = "conv_output_size and pool_output_size"
+    lines = table([Result("4.1", name, 2, 1, "1 of 2 cases passed"),
+                   Result("1.1", "conv_forward_naive", 6, 6, "all 7 cases passed")]).splitlines()
+    assert any(f"4.1    {name} " in line for line in lines), lines
+
+
+def test_a_stub_says_not_implemented_yet():
+    error = "NotImplementedError: conv_forward_naive: not implemented yet (see the docstring) (line 82 of " \
+            "layers.py, in conv_forward_naive)"
+    assert student_words(error) == "not implemented yet (NotImplementedError in conv_forward_naive)"
+    assert student_words("ValueError: bad shape (line 3 of layers.py, in f)") == \
+        "ValueError: bad shape (line 3 of layers.py, in f)"
+
+
+def test_a_failure_shared_by_several_cases_is_said_once_with_their_count():
+    outcome = Outcome()
+    for i in range(1, 6):
+        outcome.add(f"hidden case {i}", i == 2, "" if i == 2 else ("dx is off" if i != 5 else "db is off"))
+    lines = to_result("1.2", "conv_backward_naive", 8, outcome).output.splitlines()
+    assert lines == ["1 of 5 cases passed",
+                     "  FAIL 3 cases: dx is off",
+                     "       hidden case 1",
+                     "       hidden case 3",
+                     "       hidden case 4",
+                     "  ok   hidden case 2",
+                     "  FAIL hidden case 5: db is off"]
+
+
+def test_a_stub_class_is_named_by_its_own_message():
+    error = "not run: it needs the result of builtin:construct, which failed (NotImplementedError: " \
+            "BasicBlock.__init__: not implemented yet (see the docstring) (line 3 of resnet.py, in __init__))"
+    assert student_words(error) == "not implemented yet (NotImplementedError in BasicBlock.__init__)"
+
+
+def test_where_no_case_passed_each_failure_is_one_line():
+    outcome = Outcome()
+    for i in range(1, 5):
+        outcome.add(f"hidden case {i}", False, "not implemented yet (NotImplementedError in conv_output_size)"
+                    if i % 2 else "not implemented yet (NotImplementedError in pool_output_size)")
+    assert to_result("4.1", "conv_output_size and pool_output_size", 2, outcome).output.splitlines() == [
+        "0 of 4 cases passed",
+        "  FAIL 2 cases: not implemented yet (NotImplementedError in conv_output_size)",
+        "  FAIL 2 cases: not implemented yet (NotImplementedError in pool_output_size)"]
