@@ -11,6 +11,15 @@ def _error(args, message, status=2):
     return status
 
 
+def _sandbox_refused(args):
+    """Exit status 1 and the instructor's one line when no sandboxed child can start here (a grade would be
+    all zeros that blame the student); None when grading can go ahead."""
+    from grader.preflight import sandbox_problem
+
+    problem = sandbox_problem()
+    return _error(args, problem, status=1) if problem else None
+
+
 def _release(args):
     from grader.release import release
 
@@ -38,6 +47,8 @@ def _grade(args):
     unknown = sorted(set(args.part or ()) - set(args.spec.parts))
     if unknown:
         return _error(args, f"no part {', '.join(unknown)} (parts: {', '.join(args.spec.parts)})")
+    if (refused := _sandbox_refused(args)) is not None:
+        return refused
     metadata = gradescope_metadata(args.metadata) if args.metadata else None
     with recording(args.dump_cases) if args.dump_cases else contextlib.nullcontext():
         tests, extra = grade_to_file(args.submission, args.out, args.assignment, metadata=metadata,
@@ -70,6 +81,8 @@ def _regrade(args):
 
     if not Path(args.export).is_dir():
         return _error(args, f"not a folder: {args.export}")
+    if (refused := _sandbox_refused(args)) is not None:
+        return refused
     rows = regrade(args.export, args.out, args.assignment)
     print(f"{len(rows)} submission(s) regraded: results and scores.csv in {args.out}/")
     return 0
