@@ -1,4 +1,4 @@
-"""Command line: ``python -m grader {release,grade,regrade,build} ...`` (also installed as ``convlab``)."""
+"""Command line: ``python -m grader {release,grade,regrade,gradescope,build} ...`` (also installed as ``convlab``)."""
 import argparse
 import contextlib
 import sys
@@ -88,6 +88,23 @@ def _regrade(args):
     return 0
 
 
+def _gradescope(args):
+    from pathlib import Path
+
+    from grader import local_gradescope
+
+    for path, what in ((args.submission, "no such file or folder"), (args.zip, "no such autograder zip"),
+                       (args.metadata, "no such metadata file")):
+        if path and not Path(path).exists():
+            return _error(args, f"{what}: {path}")
+    status, written = local_gradescope.run(args.submission, args.out, args.assignment, args.zip, args.metadata)
+    if not written:
+        return _error(args, f"run_autograder exited with status {status} and wrote no results.json (its output "
+                            "above says why)", status=1)
+    print(f"Gradescope's results.json kept as {args.out}")
+    return status
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="convlab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -112,6 +129,14 @@ def build_parser():
     regrade.add_argument("--assignment", default=DEFAULT)
     regrade.add_argument("--out", default="regrade", help="output folder (default: regrade)")
     regrade.set_defaults(run=_regrade)
+
+    gradescope = commands.add_parser("gradescope", help="run an autograder zip on a submission as Gradescope would")
+    gradescope.add_argument("submission", help="a folder or a zip of the submitted files")
+    gradescope.add_argument("--assignment", default=DEFAULT)
+    gradescope.add_argument("--zip", help="the autograder zip to run (default: one built from this checkout)")
+    gradescope.add_argument("--out", default="results.json", help="where to keep Gradescope's results.json")
+    gradescope.add_argument("--metadata", help="a submission_metadata.json to use (default: a stand-in, id 1)")
+    gradescope.set_defaults(run=_gradescope)
 
     build = commands.add_parser("build", help="write DIR/A-handout.zip and DIR/A-autograder.zip")
     build.add_argument("assignment", nargs="?", default=DEFAULT)
