@@ -116,3 +116,4 @@ def test_a_folder_that_does_not_exist_is_a_usage_error(tmp_path):
                             cwd=handout_copy(tmp_path), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "not a folder" in result.stderr.splitlines()[-1]
     assert os.path.basename(str(tmp_path / "nowhere")) in result.stderr
+
