@@ -23,7 +23,7 @@ from pathlib import Path
 import submission_rules as rules
 
 IMPORT_SECONDS = 120   # importing torch the first time on a laptop can take a while
-LOOKALIKE_SUFFIXES = {".py": (".py", ".txt", ".ipynb"), ".pt": (".pt", ".pth", ".tar", ".ckpt", ".bin")}
+LOOKALIKE_SUFFIXES = {".py": (".py", ".txt"), ".pt": (".pt", ".pth", ".tar", ".ckpt", ".bin")}
 
 # Runs in a fresh interpreter, in a folder holding the one file under test (as on the autograder, where
 # each file is imported alone): import it, then report each name's parameters as JSON.
@@ -88,7 +88,8 @@ print(f"ok: {arch}, loads strictly into your resnet.{arch}()")
 def parameters(text):
     """[(name, default)] of a parameter list written as in ``def f(...)``; default is ``...`` when absent."""
     arguments = ast.parse(f"def f({text}): pass").body[0].args
-    defaults = [...] * (len(arguments.args) - len(arguments.defaults)) + [ast.literal_eval(d) for d in arguments.defaults]
+    defaults = [...] * (len(arguments.args) - len(arguments.defaults))
+    defaults += [ast.literal_eval(d) for d in arguments.defaults]
     return [(a.arg, d) for a, d in zip(arguments.args, defaults)]
 
 
