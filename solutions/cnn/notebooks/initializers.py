@@ -112,7 +112,9 @@ draw("relu")
 # %% [markdown]
 # With **ReLU**, half of every layer's inputs are zeroed, which halves the variance: Xavier's activations
 # now shrink by `sqrt(2)` a layer, collapsing towards zero. Kaiming's `sqrt(2 / Din)` doubles the variance
-# of the weights to make up for it, and the activations keep their scale in every layer.
+# of the weights to make up for it, and the activations keep their scale in every layer. The fixed scales fare
+# worse still: with 0.01 the activations die out even faster than with tanh, and with 0.05 their spread more
+# than doubles every layer (`0.05 * sqrt(4096 / 2)` is about 2.3), so that deep layers blow up.
 #
 # ## Errata: the MSRA slide
 #
