@@ -1,15 +1,17 @@
 """The grader refuses to grade where its sandbox cannot start a child: one line for the instructor, a non-zero
-exit and no results, never a results.json of zeros that blames the student."""
+exit and no results, never a results.json of zeros that blames the student: from grade, regrade and the
+autograder zip's run_autograder."""
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from grader import paths
+from grader import package, paths
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox drops to another uid only as root")
 
@@ -63,3 +65,18 @@ def test_regrade_refuses_too_and_writes_no_scores(closed_checkout, tmp_path):
     result = _run(python, checkout, "regrade", str(export), "--out", str(tmp_path / "regrade"))
     _assert_refused(result, python)
     assert not (tmp_path / "regrade").exists()
+
+
+def test_run_autograder_refuses_where_its_venv_is_out_of_the_sandbox_users_reach(closed_checkout, tmp_path):
+    """Gradescope's layout with /autograder/venv in a folder of mode 700: no results.json, a failed run."""
+    python, _ = closed_checkout
+    root = python.parent.parent.parent   # the closed folder holds venv/: it is the emulated /autograder
+    with zipfile.ZipFile(package.build_autograder("cnn", tmp_path)) as archive:
+        archive.extractall(root / "source")
+    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
+    shutil.copytree(paths.solutions_dir("cnn"), root / "submission", ignore=shutil.ignore_patterns("tests"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(["bash", str(root / "run_autograder")], env=dict(env, AUTOGRADER_ROOT=str(root)),
+                            capture_output=True, text=True, timeout=300)
+    _assert_refused(result, python)
+    assert not (root / "results" / "results.json").exists()
