@@ -1,4 +1,4 @@
-"""Command line: ``python -m grader {release,grade,regrade,build} ...`` (also installed as ``convlab``)."""
+"""Command line: ``python -m grader {release,grade,regrade,gradescope,build} ...`` (also installed as ``convlab``)."""
 import argparse
 import contextlib
 import sys
@@ -9,6 +9,15 @@ from grader.assignments import DEFAULT, get_assignment
 def _error(args, message, status=2):
     print(f"convlab {args.command}: error: {message}", file=sys.stderr)
     return status
+
+
+def _sandbox_refused(args):
+    """Exit status 1 and the instructor's one line when no sandboxed child can start here (a grade would be
+    all zeros that blame the student); None when grading can go ahead."""
+    from grader.preflight import sandbox_problem
+
+    problem = sandbox_problem()
+    return _error(args, problem, status=1) if problem else None
 
 
 def _release(args):
@@ -38,6 +47,8 @@ def _grade(args):
     unknown = sorted(set(args.part or ()) - set(args.spec.parts))
     if unknown:
         return _error(args, f"no part {', '.join(unknown)} (parts: {', '.join(args.spec.parts)})")
+    if (refused := _sandbox_refused(args)) is not None:
+        return refused
     metadata = gradescope_metadata(args.metadata) if args.metadata else None
     with recording(args.dump_cases) if args.dump_cases else contextlib.nullcontext():
         tests, extra = grade_to_file(args.submission, args.out, args.assignment, metadata=metadata,
@@ -70,9 +81,28 @@ def _regrade(args):
 
     if not Path(args.export).is_dir():
         return _error(args, f"not a folder: {args.export}")
+    if (refused := _sandbox_refused(args)) is not None:
+        return refused
     rows = regrade(args.export, args.out, args.assignment)
     print(f"{len(rows)} submission(s) regraded: results and scores.csv in {args.out}/")
     return 0
+
+
+def _gradescope(args):
+    from pathlib import Path
+
+    from grader import local_gradescope
+
+    for path, what in ((args.submission, "no such file or folder"), (args.zip, "no such autograder zip"),
+                       (args.metadata, "no such metadata file")):
+        if path and not Path(path).exists():
+            return _error(args, f"{what}: {path}")
+    status, written = local_gradescope.run(args.submission, args.out, args.assignment, args.zip, args.metadata)
+    if not written:
+        return _error(args, f"run_autograder exited with status {status} and wrote no results.json (its output "
+                            "above says why)", status=1)
+    print(f"Gradescope's results.json kept as {args.out}")
+    return status
 
 
 def build_parser():
@@ -99,6 +129,14 @@ def build_parser():
     regrade.add_argument("--assignment", default=DEFAULT)
     regrade.add_argument("--out", default="regrade", help="output folder (default: regrade)")
     regrade.set_defaults(run=_regrade)
+
+    gradescope = commands.add_parser("gradescope", help="run an autograder zip on a submission as Gradescope would")
+    gradescope.add_argument("submission", help="a folder or a zip of the submitted files")
+    gradescope.add_argument("--assignment", default=DEFAULT)
+    gradescope.add_argument("--zip", help="the autograder zip to run (default: one built from this checkout)")
+    gradescope.add_argument("--out", default="results.json", help="where to keep Gradescope's results.json")
+    gradescope.add_argument("--metadata", help="a submission_metadata.json to use (default: a stand-in, id 1)")
+    gradescope.set_defaults(run=_gradescope)
 
     build = commands.add_parser("build", help="write DIR/A-handout.zip and DIR/A-autograder.zip")
     build.add_argument("assignment", nargs="?", default=DEFAULT)

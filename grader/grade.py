@@ -3,6 +3,7 @@
 Every part is checked on its own: a missing or broken file costs that part only, and an internal error of a
 checker costs that part a message, never the run.
 """
+import dataclasses
 import importlib
 import json
 import os
@@ -64,13 +65,16 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
         log(f"{part}: checked in {time.monotonic() - started:.1f} s")
         for outcome in outcomes.values():
             leaderboard.update(outcome.leaderboard if outcome else {})
-        out += [to_result(number, name, points, outcomes.get(name), spec.show_cases, spec.visibility_of(number))
+        out += [dataclasses.replace(to_result(number, name, points, outcomes.get(name), spec.show_cases,
+                                              spec.visibility_of(number)), tags=(part,))
                 for number, name, points in tests]
     notes = list(sub.notes)
     if not sub.files:
         notes.append("no gradable file found: submit " + ", ".join(spec.submission_files)
                      + " (at the top level of the upload or one folder deep)")
+    # The autograder's log (its stdout: timings, internal errors) is for staff; students see the tests.
     extra = {"output": "\n".join(notes + [f"convlab grader {grader.__version__}; hidden-case seed {seed}"]),
+             "visibility": spec.visibility, "stdout_visibility": "hidden",
              "extra_data": {"version": grader.__version__, "seed": str(seed), "files": sorted(sub.files)}}
     if leaderboard:
         extra["leaderboard"] = [{"name": name, "value": value} for name, value in leaderboard.items()]

@@ -11,7 +11,7 @@ import time
 import unittest
 from dataclasses import dataclass
 
-from gradescope_utils.autograder_utils.decorators import number, partial_credit, visibility
+from gradescope_utils.autograder_utils.decorators import number, partial_credit, tags, visibility
 from gradescope_utils.autograder_utils.json_test_runner import JSONTestRunner
 
 MAX_OUTPUT = 4000  # characters of feedback per test
@@ -25,6 +25,7 @@ class TestResult:
     score: float
     output: str
     visibility: str = "visible"
+    tags: tuple = ()   # the part it belongs to ("layers", ...): Gradescope groups and filters tests by tag
 
     @property
     def passed(self):
@@ -33,6 +34,7 @@ class TestResult:
 
 def _method(result):
     @number(result.number)
+    @tags(*result.tags)
     @visibility(result.visibility)
     @partial_credit(result.max_score)
     def test(self, set_score=None):

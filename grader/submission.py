@@ -10,8 +10,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-MAX_SOURCE_BYTES = 2 << 20      # a .py file
-MAX_CHECKPOINT_BYTES = 100 << 20  # milestone.pt: a ResNet-18 state_dict is 45 MB, in float64 90 MB
+# The caps students' check_submission.py applies too (one source).
+from grader.cnn.rules import MAX_CHECKPOINT_BYTES, MAX_SOURCE_BYTES
 
 
 @dataclass

@@ -9,14 +9,14 @@ import ast
 import numpy as np
 
 from grader.checks import Outcome, blocked
-from grader.cnn import cases, points
+from grader.cnn import cases, points, rules
 from grader.cnn.oracles import layers as ref
 from grader.compare import compare
 from grader.plan import Plan, bindings, static_violations
 
 FILE = "layers.py"
-FORBIDDEN_MODULES = ("torch", "tensorflow", "jax", "scipy.signal", "scipy.ndimage")
-FORBIDDEN_ATTRIBUTES = ("convolve", "correlate")
+FORBIDDEN_MODULES = rules.FORBIDDEN_MODULES[FILE]
+FORBIDDEN_ATTRIBUTES = rules.FORBIDDEN_ATTRIBUTES[FILE]
 TOL = 1e-7                 # float64 against PyTorch float64
 FLOAT32_TOL = 1e-3         # float32 inputs: single-precision round-off over sums of a few hundred terms
 NUMERIC_TOL = 1e-5         # against a numerical gradient (round-off near 1e-10 in absolute terms: floor 1e-5)

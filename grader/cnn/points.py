@@ -3,6 +3,8 @@
 Each part grades one submitted file; each test of a part is (number, name, points). Layers 45, initializers
 10, resnet 20, quiz 10, milestone 15: 100.
 """
+from grader.cnn.rules import MILESTONE_ARCHS
+
 PARTS = {
     # Graded first, though numbered last: its child evaluates a network, and the grader's own process has not
     # loaded torch yet (the other parts' oracles load it), so the two fit in the container together.
@@ -59,8 +61,8 @@ SHOW_CASES = True
 # in between. The handout's recipes reach 91-95 %; an untrained network scores 10 %.
 MILESTONE_FULL_AT = 90.0
 MILESTONE_ZERO_AT = 60.0
-# The architectures a checkpoint may name (the contract's), and how many test images each is evaluated on:
+# The architectures a checkpoint may name (rules.py: the contract's), and how many test images each is evaluated on:
 # all of them, but for the two whose evaluation would not fit Gradescope's budget on half a CPU (resnet18
 # takes about 13 ms of CPU an image here): a class-stratified sample drawn per submission. At 92 % accuracy
 # the sample's standard error is 0.4 %, stated in the output.
-MILESTONE_IMAGES = {"resnet20": None, "resnet32": None, "resnet56": None, "resnet18": 4000, "preact_resnet18": 4000}
+MILESTONE_IMAGES = {**dict.fromkeys(MILESTONE_ARCHS), "resnet18": 4000, "preact_resnet18": 4000}

@@ -1,0 +1,119 @@
+"""The handout's pre-upload check (check_submission.py): zero exit on the solutions, and one clear line, with a
+non-zero exit, for each way a submission can fail to be gradable."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from grader.assignments import get_assignment
+from grader.cnn import rules
+from support import handout_copy, solution
+
+SOURCES = list(rules.SOURCE_FILES)
+
+
+def run_check(folder):
+    result = subprocess.run([sys.executable, "check_submission.py"], cwd=folder, capture_output=True, text=True,
+                            timeout=600)
+    lines = result.stdout.splitlines()
+    problems = [line for line in lines if not line.endswith(": ok") and "not here yet" not in line
+                and not line.startswith("All set") and not re.fullmatch(r"\d+ problem\(s\): .*", line)]
+    return result, problems
+
+
+@pytest.fixture
+def submission(tmp_path):
+    return handout_copy(tmp_path, with_solutions=SOURCES)
+
+
+def save_checkpoint(path, arch="resnet20", state=None, **fields):
+    model = getattr(solution("resnet"), arch)()
+    torch.save({"arch": arch, "num_classes": 10, "state_dict": state or model.state_dict(), **fields}, path)
+
+
+def test_the_rules_name_the_files_the_grader_grades():
+    assert sorted(rules.SOURCE_FILES + (rules.CHECKPOINT,)) == get_assignment("cnn").submission_files
+
+
+def test_the_solutions_pass_with_and_without_a_checkpoint(submission):
+    result, problems = run_check(submission)
+    assert result.returncode == 0 and not problems, result.stdout + result.stderr
+    assert [line for line in result.stdout.splitlines() if line.endswith(": ok")] == [f"{n}: ok" for n in SOURCES]
+    assert "milestone.pt: not here yet" in result.stdout
+    save_checkpoint(submission / "milestone.pt", "resnet20")
+    result, problems = run_check(submission)
+    assert result.returncode == 0 and not problems, result.stdout + result.stderr
+    assert "milestone.pt: ok" in result.stdout.splitlines()
+
+
+def _edit(folder, name, old, new):
+    path = folder / name
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def _garbage(folder):
+    (folder / "milestone.pt").write_bytes(b"not a checkpoint")
+
+
+def _renamed_keys(folder):
+    model = solution("resnet").resnet20()
+    save_checkpoint(folder / "milestone.pt", state={f"_orig_mod.{k}": v for k, v in model.state_dict().items()})
+
+
+def _oversized(folder):
+    with open(folder / "milestone.pt", "wb") as f:
+        f.truncate(rules.MAX_CHECKPOINT_BYTES + 1)   # sparse: no disk used
+
+
+BROKEN = {
+    "missing file": (lambda f: (f / "quiz.py").unlink(), "quiz.py is missing"),
+    "misnamed file": (lambda f: (f / "quiz.py").rename(f / "quiz (1).py"), "but quiz (1).py is here: rename it"),
+    "syntax error": (lambda f: _edit(f, "initializers.py", "def calculate_gain(", "def calculate_gain(:"),
+                     "initializers.py, line"),
+    "forbidden import": (lambda f: _edit(f, "layers.py", "import numpy as np\n", "import numpy as np\nimport torch\n"),
+                         "uses torch, which layers.py may not use"),
+    "forbidden numpy function": (lambda f: _edit(f, "layers.py", "def conv_forward_naive(x, w, b, conv_param):\n",
+                                                 "def conv_forward_naive(x, w, b, conv_param):\n"
+                                                 "    np.convolve([1], [1])\n"), "uses convolve"),
+    "does not stand alone": (lambda f: _edit(f, "quiz.py", "\ndef conv_output_size(",
+                                             "\nimport layers\n\n\ndef conv_output_size("),
+                             "quiz.py does not import on its own: ModuleNotFoundError: No module named 'layers'"),
+    "wrong signature": (lambda f: _edit(f, "layers.py", "def max_pool_forward_naive(x, pool_param):",
+                                        "def max_pool_forward_naive(x, pool):"),
+                        "max_pool_forward_naive(x, pool) should be max_pool_forward_naive(x, pool_param)"),
+    "wrong default": (lambda f: _edit(f, "initializers.py", "def xavier_normal(shape, gain=1.0, mode=\"fan_avg\"",
+                                      "def xavier_normal(shape, gain=1.0, mode=\"fan_in\""),
+                      "xavier_normal(shape, gain=1.0, mode='fan_in', rng=None) should be"),
+    "missing function": (lambda f: _edit(f, "quiz.py", "def alexnet_table(", "def alex_table("),
+                         "alexnet_table is missing"),
+    "unreadable checkpoint": (_garbage, "milestone.pt: it cannot be read with torch.load(weights_only=True)"),
+    "checkpoint with renamed keys": (_renamed_keys, "does not load strictly into resnet.resnet20(): Missing key"),
+    "checkpoint of an unknown arch": (lambda f: save_checkpoint(f / "milestone.pt", "resnet34"),
+                                      "names the architecture 'resnet34'; it must be one of resnet20"),
+    "checkpoint over the cap": (_oversized, "milestone.pt is 100.0 MB, over the 100 MB limit"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_a_broken_submission_gets_one_clear_line(submission, case):
+    breaking, expected = BROKEN[case]
+    breaking(submission)
+    result, problems = run_check(submission)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert len(problems) == 1, result.stdout
+    assert expected in problems[0], problems[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "1 problem(s): fix them before you upload."
+
+
+def test_a_folder_that_does_not_exist_is_a_usage_error(tmp_path):
+    result = subprocess.run([sys.executable, "check_submission.py", str(tmp_path / "nowhere")],
+                            cwd=handout_copy(tmp_path), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "not a folder" in result.stderr.splitlines()[-1]
+    assert os.path.basename(str(tmp_path / "nowhere")) in result.stderr
+
