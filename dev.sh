@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up the project's virtual environment (once) and run one of its jobs:
-#   ./dev.sh demo   regenerate the handout and grade the reference solutions
+#   ./dev.sh demo   regenerate the handout and grade the reference solutions (with an untrained milestone.pt)
 #   ./dev.sh test   run the project's tests
 # The environment is built from Debian's /usr/bin/python3 where it exists: the grader's sandboxed children run
 # as an unprivileged user, who cannot run an interpreter living under /root.
@@ -29,7 +29,8 @@ case "${1:-}" in
     demo)
         setup
         "$VENV/bin/python" -m grader release
-        "$VENV/bin/python" -m grader grade solutions/cnn --out results.json
+        "$VENV/bin/python" scripts/demo_submission.py build/demo-submission
+        "$VENV/bin/python" -m grader grade build/demo-submission --out results.json
         ;;
     test)
         setup
