@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -78,7 +79,13 @@ def grade_to_file(path, out_path, assignment="cnn", limits=None, metadata=None, 
     started = time.monotonic()
     tests, extra = grade(path, assignment, limits, metadata, parts, log, seed)
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(f"{out_path}.tmp{os.getpid()}")
-    results.write(tests, tmp, extra, started)
-    os.replace(tmp, out_path)
+    # A name nobody can guess or plant beforehand (mkstemp: O_EXCL, mode 600), then an atomic rename.
+    fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".tmp", dir=Path(out_path).parent)
+    os.close(fd)
+    try:
+        results.write(tests, tmp, extra, started)
+        os.replace(tmp, out_path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     return tests, extra
