@@ -1,0 +1,374 @@
+"""Issue 9: the sandbox against a determined student who has the grader's code in hand.
+
+Most tests drive ``sandbox.run`` with a tiny module, so each attack class costs a second or two; the regrade test
+grades two whole submissions, one of which tries to harm the other.
+"""
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader import sandbox
+from grader.paths import REPO
+from grader.regrade import regrade
+from grader.sandbox import channel, identity
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox drops privileges only when the grader is root")
+LIMITS = sandbox.Limits(wall_seconds=20, call_seconds=2)
+
+
+def run_module(source, steps, inputs=None, limits=LIMITS, forbidden=()):
+    task = {"module": "m", "steps": steps, "forbidden": list(forbidden)}
+    return sandbox.run({"m.py": textwrap.dedent(source).encode()}, task, inputs or {}, limits)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 2. Only answers to calls the grader asked for count
+# ------------------------------------------------------------------------------------------------------------
+
+def test_answers_written_at_import_time_earn_nothing():
+    # The student's code finds the reply pipe and writes well-formed answers for every call before any is asked.
+    source = """
+    import json, os, struct
+    for fd in range(3, 256):
+        for nonce in ["", "0" * 32]:
+            data = json.dumps({"nonce": nonce, "ok": True, "value": {"__int__": "42"}}).encode()
+            try:
+                os.write(fd, struct.pack(">I", len(data)) + data)
+            except OSError:
+                pass
+    def f():
+        return 7
+    """
+    result = run_module(source, [{"id": "a", "call": "f"}, {"id": "b", "call": "f"}])
+    assert result.records["a"]["value"] == 7 and result.records["b"]["value"] == 7, result.records
+
+
+def test_garbage_in_the_channel_costs_the_call_and_the_grader_goes_on():
+    source = """
+    import os
+    def f():
+        for fd in range(3, 256):
+            try:
+                os.write(fd, b"\\xff\\xff\\xff\\xff" + b"x" * 100)
+            except OSError:
+                pass
+        return 1
+    def g():
+        return 2
+    """
+    result = run_module(source, [{"id": "a", "call": "f"}, {"id": "b", "call": "g"}])
+    assert not result.records["a"]["ok"] and "not a result" in result.records["a"]["error"], result.records
+    assert result.records["b"] == {**result.records["b"], "ok": True, "value": 2}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 4. The grader reads only bounded, regular data
+# ------------------------------------------------------------------------------------------------------------
+
+def npy(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def test_an_npy_that_is_really_a_zip_is_refused_before_anything_is_read():
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("x.npy", npy(np.zeros(3)))
+    for data in (archive.getvalue(), b"PK\x03\x04" + npy(np.zeros(3))):
+        with pytest.raises(channel.Malformed):
+            channel.load_npy(data)
+
+
+def test_an_npy_header_claiming_more_than_its_bytes_is_refused_before_allocation():
+    with pytest.raises(channel.Malformed):
+        channel.load_npy(npy(np.zeros(2))[:-16])   # the header of 2 float64, without their data
+    big = io.BytesIO()
+    np.lib.format.write_array_header_1_0(big, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 15,)})
+    with pytest.raises(channel.Malformed):
+        channel.load_npy(big.getvalue() + b"\0" * 64)
+    with pytest.raises(channel.Malformed):
+        channel.load_npy(npy(np.array(["a"])))      # not numbers
+    assert np.array_equal(channel.load_npy(npy(np.arange(6.0).reshape(2, 3))), np.arange(6.0).reshape(2, 3))
+
+
+def test_a_frame_over_the_cap_or_with_too_many_items_is_refused():
+    buffer = bytearray(channel.HEADER.pack(100 << 20) + b"[")
+    with pytest.raises(channel.Malformed):
+        channel.frames(buffer, 64 << 20)
+    with pytest.raises(channel.Malformed):
+        channel.parse(b'{"v": [' + b"[0,0]," * 60_000 + b"0]}")
+    with pytest.raises(channel.Malformed):
+        channel.decode(json.loads('{"__list__": [' * 40 + "]}" * 40))
+
+
+def test_a_result_too_large_to_hand_back_costs_its_call_only():
+    source = """
+    import numpy as np
+    def f():
+        return np.ones((1000, 1000, 8))
+    def g():
+        return 3
+    """
+    result = run_module(source, [{"id": "a", "call": "f"}, {"id": "b", "call": "g"}],
+                        limits=sandbox.Limits(wall_seconds=20, call_seconds=5, file_mb=32))
+    assert "larger than 32 MB" in result.records["a"]["error"], result.records["a"]
+    assert result.records["b"]["value"] == 3
+
+
+def test_a_fifo_in_place_of_the_graders_files_blocks_nothing(tmp_path):
+    # Every path the child was given (its argv) and every file in its folder is replaced by a FIFO.
+    source = """
+    import os, sys
+    for path in sys.argv[1:3] + os.listdir("."):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        try:
+            os.mkfifo(path)
+        except OSError:
+            pass
+    def f():
+        return 5
+    """
+    started = time.monotonic()
+    result = run_module(source, [{"id": "a", "call": "f"}])
+    assert time.monotonic() - started < 15
+    assert result.records["a"]["value"] == 5
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 5. Time is enforced from outside; a crash costs its own function
+# ------------------------------------------------------------------------------------------------------------
+
+def test_a_function_blocking_with_signals_ignored_costs_its_budget_and_its_siblings_still_run():
+    source = """
+    import signal, time
+    for s in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT, signal.SIGVTALRM):
+        signal.signal(s, signal.SIG_IGN)
+    def hang():
+        time.sleep(1000)
+    def crash():
+        import os
+        os._exit(3)
+    def fine(x):
+        return x + 1
+    """
+    steps = [{"id": "h", "call": "hang"}, {"id": "a", "call": "fine", "args": [{"v": 1}]},
+             {"id": "c", "call": "crash"}, {"id": "b", "call": "fine", "args": [{"v": 2}]},
+             {"id": "h2", "call": "hang"}]
+    started = time.monotonic()
+    result = run_module(source, steps, limits=sandbox.Limits(wall_seconds=30, call_seconds=1))
+    assert time.monotonic() - started < 10
+    records = result.records
+    assert records["h"]["error"] == "timed out after 1 s"
+    assert records["a"]["value"] == 2 and records["b"]["value"] == 3
+    assert "exited" in records["c"]["error"]
+    assert records["h2"]["error"] == "not run: hang timed out on an earlier call"
+
+
+def test_a_step_that_needs_a_lost_result_names_the_students_class_not_a_builtin():
+    source = """
+    class Net:
+        def __init__(self):
+            raise ValueError("no")
+    """
+    steps = [{"call": "builtin:construct", "args": [{"fn": "Net"}], "save": "m"},
+             {"id": "d", "call": "builtin:describe", "args": [{"var": "m"}]}]
+    error = run_module(source, steps).records["d"]["error"]
+    assert "Net" in error and "builtin" not in error, error
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 6. Student text: valid, one line, no escapes, numbers masked, places from the traceback
+# ------------------------------------------------------------------------------------------------------------
+
+def test_exception_text_is_valid_utf8_without_escapes_and_its_place_comes_from_the_traceback():
+    source = """
+    def f():
+        raise ValueError("\\ud800 \\x1b[31mred\\x1b[0m\\nnext (line 1234 of m.py, in secret_99) timed out after 0.5 s")
+    """
+    error = run_module(source, [{"id": "a", "call": "f"}]).records["a"]["error"]
+    error.encode("utf-8")   # no lone surrogate left
+    assert "\x1b" not in error and "\n" not in error and "1234" not in error and "0.5" not in error, error
+    assert error.endswith("(line 3 of m.py, in f)"), error
+
+
+def test_a_syntax_error_shows_its_real_line():
+    result = run_module("x = 1\n\ndef f(:\n    pass\n", [])
+    assert result.import_error() == "SyntaxError: invalid syntax (line 3 of m.py, in <module>)", result.import_error()
+
+
+def test_a_forged_location_outside_the_file_is_not_shown():
+    files = {"m.py": b"a = 1\nb = 2\n"}
+    assert channel.location({"file": "m.py", "line": 2, "function": "g"}, files) == " (line 2 of m.py)"
+    assert channel.location({"file": "m.py", "line": 31415, "function": "<module>"}, files) == ""
+    assert channel.location({"file": "other.py", "line": 1}, files) == ""
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 3. Nothing outlives a child; no two share a uid
+# ------------------------------------------------------------------------------------------------------------
+
+@as_root
+def test_a_process_that_fights_the_sweep_dies_and_its_files_everywhere_are_removed(tmp_path):
+    marker = f"convlab-left-{os.getpid()}"
+    source = f"""
+    import os, signal, time
+    home = os.getcwd()
+    for _ in range(3000):
+        os.mkdir("d")
+        os.chdir("d")
+    os.chdir(home)
+    for folder in ("/tmp", "/dev/shm"):
+        with open(os.path.join(folder, "{marker}"), "wb") as f:
+            f.write(b"x" * 1000)
+    if os.fork() == 0:
+        os.setsid()
+        for s in range(1, 32):
+            try:
+                signal.signal(s, signal.SIG_IGN)
+            except (OSError, ValueError):
+                pass
+        while True:
+            time.sleep(0.001)
+    def f():
+        return os.getuid()
+    """
+    first = run_module(source, [{"id": "a", "call": "f"}])
+    uid = first.records["a"]["value"]
+    assert identity.processes_of(uid) == []
+    assert not Path("/tmp", marker).exists() and not Path("/dev/shm", marker).exists()
+    second = run_module(source, [{"id": "a", "call": "f"}])
+    assert second.records["a"]["value"] != uid
+
+
+@as_root
+def test_memory_in_dev_shm_counts_against_the_child():
+    source = """
+    import os
+    def f():
+        for i in range(40):
+            with open(f"/dev/shm/convlab-hog-{os.getuid()}-{i}", "wb") as out:
+                out.write(b"x" * (16 << 20))
+        import time
+        time.sleep(5)
+    def g():
+        return 1
+    """
+    result = run_module(source, [{"id": "a", "call": "f"}, {"id": "b", "call": "g"}],
+                        limits=sandbox.Limits(wall_seconds=30, call_seconds=10, memory_mb=300))
+    assert "more than 300 MB" in result.records["a"]["error"], result.records["a"]
+    assert result.records["b"]["value"] == 1
+    assert not [p for p in os.listdir("/dev/shm") if p.startswith("convlab-hog-")]
+
+
+@as_root
+def test_in_a_regrade_one_submission_cannot_harm_the_next(tmp_path):
+    export = tmp_path / "export"
+    solution = (REPO / "solutions" / "cnn" / "layers.py").read_text()
+    stolen = tmp_path / "stolen"
+    stolen.mkdir()
+    stolen.chmod(0o1777)
+    # The first submission leaves a process that waits for the next grade's children, kills them and copies
+    # their files.
+    attacker = textwrap.dedent(f"""
+    import os, signal, shutil, time
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except OSError:
+                    pass
+                for pid in os.listdir("/proc"):
+                    try:
+                        cwd = os.readlink(f"/proc/{{pid}}/cwd")
+                        shutil.copytree(os.path.join(cwd, "..", "student"), "{stolen}/" + pid)
+                    except OSError:
+                        pass
+                time.sleep(0.01)
+        os._exit(0)
+    """) + solution
+    for name, source in (("submission_1", attacker), ("submission_2", solution)):
+        (export / name).mkdir(parents=True)
+        (export / name / "layers.py").write_text(source)
+    rows = regrade(export, tmp_path / "out")
+    scores = {row["submission"]: row["score"] for row in rows}
+    assert scores["submission_2"] == 45, scores   # layers alone: the rest is not submitted
+    assert list(stolen.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 1. The forbidden libraries are out of reach of the layers child
+# ------------------------------------------------------------------------------------------------------------
+
+@as_root
+@pytest.mark.parametrize("how", ["import", "importlib after removing the placeholder", "exec", "file read"])
+def test_torch_cannot_be_reached_from_a_child_that_may_not_use_it(how):
+    code = {
+        "import": "import torch\nreturn torch.ones(2).numpy()",
+        "importlib after removing the placeholder": (
+            "import sys, importlib\nsys.meta_path[:] = [f for f in sys.meta_path if 'Placeholder' not in "
+            "type(f).__name__]\nfor k in [k for k in sys.modules if k.startswith('torch')]:\n    del sys.modules[k]\n"
+            "return importlib.import_module('torch').ones(2).numpy()"),
+        "exec": "ns = {}\nexec('import torch as t', ns)\nreturn ns['t'].ones(2).numpy()",
+        "file read": f"return len(open({str(Path(__import__('torch').__file__))!r}, 'rb').read(10))",
+    }[how]
+    source = "def f():\n" + textwrap.indent(code, "    ") + "\n"
+    result = sandbox.run({"m.py": source.encode()}, {"module": "m", "steps": [{"id": "a", "call": "f"}],
+                                                     "forbidden": ["torch"]}, {}, LIMITS)
+    assert not result.records["a"]["ok"], result.records["a"]
+    # The same code where torch is allowed (the ResNet child) works: the mechanism is the group, not luck.
+    if how != "importlib after removing the placeholder":
+        allowed = sandbox.run({"m.py": source.encode()}, {"module": "m", "steps": [{"id": "a", "call": "f"}]},
+                              {}, sandbox.Limits(wall_seconds=60, call_seconds=30))
+        assert allowed.records["a"]["ok"], allowed.records["a"]
+
+
+def test_numpy_correlate_is_reported_even_when_taken_from_the_tripwire_or_numpy_internals():
+    source = """
+    import numpy as np
+    def f(a):
+        # The original, wherever it might still be: the tripwire's defaults and closure, numpy's internals.
+        fn = np.correlate
+        found = (fn.__defaults__ or ()) + tuple(c.cell_contents for c in (fn.__closure__ or ()))
+        found += (np._core.multiarray.correlate2, np._core._multiarray_umath.correlate)
+        for candidate in found:
+            if getattr(candidate, "__name__", "") in ("correlate", "correlate2"):
+                fn = candidate
+        return fn(a, a)
+    """
+    result = run_module(source, [{"id": "a", "call": "f", "args": [{"in": "a"}]}], {"a": np.arange(4.0)},
+                        forbidden=["torch"])
+    record = result.records["a"]
+    assert record["violations"] == ["calls numpy.correlate"], record
+    assert np.allclose(record["value"], [14.0]), record   # the tripwire still computes its value
+
+
+def test_the_cli_writes_valid_results_for_hostile_text(tmp_path):
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "quiz.py").write_text('raise ValueError("\\ud800\\x1b[2J" * 3)\n')
+    out = tmp_path / "results.json"
+    completed = subprocess.run([sys.executable, "-m", "grader", "grade", str(submission), "--part", "quiz",
+                                "--out", str(out)], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                               capture_output=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    data = json.loads(out.read_bytes().decode("utf-8"))
+    assert "\x1b" not in json.dumps(data, ensure_ascii=False) and b"\x1b" not in completed.stdout
+    assert all("\\ud800" not in json.dumps(t) for t in data["tests"])
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".results-")]
