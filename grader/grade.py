@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 import grader
 from grader import results, submission
+from grader.review import review
 from grader.assignments import get_assignment
 from grader.checks import blocked, to_result
 from grader.sandbox import Limits
@@ -69,8 +70,10 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
     if not sub.files:
         notes.append("no gradable file found: submit " + ", ".join(spec.submission_files)
                      + " (at the top level of the upload or one folder deep)")
+    # extra_data is for staff (Gradescope does not show it to students): the introspection list is for review.
     extra = {"output": "\n".join(notes + [f"convlab grader {grader.__version__}; hidden-case seed {seed}"]),
-             "extra_data": {"version": grader.__version__, "seed": str(seed), "files": sorted(sub.files)}}
+             "extra_data": {"version": grader.__version__, "seed": str(seed), "files": sorted(sub.files),
+                            "review": review(sub.files)}}
     return out, extra
 
 

@@ -372,3 +372,14 @@ def test_the_cli_writes_valid_results_for_hostile_text(tmp_path):
     assert "\x1b" not in json.dumps(data, ensure_ascii=False) and b"\x1b" not in completed.stdout
     assert all("\\ud800" not in json.dumps(t) for t in data["tests"])
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".results-")]
+
+
+def test_the_ta_review_lists_introspection_and_nothing_for_the_solutions():
+    from grader.review import review
+
+    source = ("import gc, sys, ctypes\nimport importlib as il\n"
+              "def f():\n    exec('x = 1')\n    return sys._getframe(1).f_back, gc.get_objects(), sys.modules\n")
+    assert review({"layers.py": source.encode(), "notes.txt": b"exec"}) == {
+        "layers.py": ["ctypes", "exec", "frame objects", "gc", "importlib", "sys._getframe", "sys.modules"]}
+    solutions = {p.name: p.read_bytes() for p in (REPO / "solutions" / "cnn").glob("*.py")}
+    assert review(solutions) == {}
