@@ -3,6 +3,7 @@
 Every part is checked on its own: a missing or broken file costs that part only, and an internal error of a
 checker costs that part a message, never the run.
 """
+import dataclasses
 import importlib
 import json
 import os
@@ -58,7 +59,9 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
         else:
             try:
                 checker = importlib.import_module(spec.checkers[part])
-                outcomes = checker.check(sub.files, part_rng(seed, part), limits, names)
+                # One budget for hung calls per part, shared by its plans.
+                outcomes = checker.check(sub.files, part_rng(seed, part), dataclasses.replace(limits, spent=[0.0]),
+                                         names)
             except Exception:  # the grader's own bug: this part gets a message, the run goes on
                 log(f"internal error while checking {part}:\n{traceback.format_exc()}")
                 outcomes = blocked(names, "the grader failed on this part (an internal error, not your code): "

@@ -383,3 +383,38 @@ def test_the_ta_review_lists_introspection_and_nothing_for_the_solutions():
         "layers.py": ["ctypes", "exec", "frame objects", "gc", "importlib", "sys._getframe", "sys.modules"]}
     solutions = {p.name: p.read_bytes() for p in (REPO / "solutions" / "cnn").glob("*.py")}
     assert review(solutions) == {}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 7. Any value a student returns gets a verdict for its case
+# ------------------------------------------------------------------------------------------------------------
+
+def test_hostile_quiz_values_give_verdicts_not_an_internal_error(tmp_path):
+    from grader.grade import grade
+
+    solution = (REPO / "solutions" / "cnn" / "quiz.py").read_text()
+    # Every function of the quiz returns, by turns, a huge int, NaN, a wrong type or a deep structure in its fields.
+    hostile = solution + textwrap.dedent("""
+    import itertools as _it
+    _values = _it.cycle([10 ** 400, float("nan"), "many", [[[[[1]]]]], -10 ** 400, float("inf")])
+    def _poison(fn):
+        def wrapper(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            if isinstance(out, dict):
+                return {k: next(_values) for k in out}
+            if isinstance(out, list):
+                return [{k: next(_values) for k in row} for row in out]
+            return next(_values)
+        return wrapper
+    for _name in ("conv_output_size", "pool_output_size", "conv_layer", "pool_layer", "fc_layer", "alexnet_table"):
+        globals()[_name] = _poison(globals()[_name])
+    """)
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "quiz.py").write_text(hostile)
+    logged = []
+    tests, _ = grade(folder, parts=["quiz"], log=logged.append)
+    assert not [m for m in logged if "internal error" in m], logged
+    assert sum(t.score for t in tests) == 0
+    assert all("internal error" not in t.output and "cases passed" in t.output for t in tests), \
+        [t.output for t in tests]

@@ -7,7 +7,7 @@ holds in /dev/shm (a container counts it; no process shows it). rlimits cap what
 import ctypes
 import os
 import resource
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.sandbox import identity
@@ -25,6 +25,10 @@ class Limits:
     # over 5x headroom on half a CPU. A function that hangs costs this once, then is not called again.
     call_seconds: float = 2.0
     import_seconds: float = 20.0   # starting a child and importing the student's module (torch: about 3 s)
+    # What calls that time out may cost in all, per part (``spent`` is shared by the plans of one part; the
+    # grader gives each part a fresh one): a file hanging in every function costs this, not 2 s per function.
+    hang_seconds: float = 8.0
+    spent: list = field(default=None, repr=False, compare=False)   # [seconds]; None: one per run
     cpu_seconds: int = 120
     memory_mb: int = 450           # resident, summed over the child's processes, plus its files in /dev/shm
     processes: int = 32            # processes and threads of the sandbox user

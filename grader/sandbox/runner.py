@@ -142,7 +142,7 @@ class Child:
                 if deadline == wall_deadline:
                     raise Ended(f"ran past the time limit ({self.limits.wall_seconds:g} s) and was stopped",
                                 restart=False)
-                raise Ended(f"timed out after {seconds:g} s")
+                raise Ended(f"timed out after {seconds:.2g} s")
             exited = self.proc.poll() is not None
             ready, _, _ = select.select([self.reply_r], [], [], 0 if exited else POLL)
             if ready:
@@ -226,6 +226,7 @@ class Run:
         self.labels = {}      # save name -> whose result it is (a student's function or class)
         self.stopped = {}     # student function -> why it is not called again
         self.over = ""        # set when the plan's time is spent: nothing more runs
+        self.spent = limits.spent if limits.spent is not None else [0.0]   # seconds lost to calls that hung
 
     def label(self, step):
         own = sorted(_functions(step))
@@ -290,6 +291,11 @@ class Run:
         if "save" in step:
             self.labels[step["save"]] = self.label(step)
         why = self.skip_reason(step)
+        budget = min(self.limits.call_seconds * float(step.get("timeout_factor", 1)),
+                     self.limits.hang_seconds - self.spent[0])
+        if not why and budget <= 0:
+            why = f"not run: calls in this file timed out for {self.limits.hang_seconds:g} s in all, the most a " \
+                  "file may lose that way"
         if not why and self.child is None:
             imported = self.new_child()
             if not imported["ok"]:
@@ -300,10 +306,12 @@ class Run:
         violations = []
         command = {"step": {k: step[k] for k in ("call", "args", "kwargs", "save", "pick") if k in step}}
         command["step"]["report"] = "id" in step
-        budget = self.limits.call_seconds * float(step.get("timeout_factor", 1))
+        started = time.monotonic()
         try:
             reply = self.child.ask(command, budget, self.deadline, violations)
         except Ended as ended:
+            if "timed out" in ended.reason:
+                self.spent[0] += time.monotonic() - started
             self.end_child()
             for function in _functions(step):
                 self.stopped[function] = "timed out" if "timed out" in ended.reason else "stopped your code"
@@ -325,12 +333,13 @@ class Run:
                 self.saved[step["save"]] = self.generation
                 self.failed.pop(step["save"], None)
             else:
-                self.failed[step["save"]] = "failed"
+                self.failed[step["save"]] = f"failed ({record['error']})"
         return record
 
     def record_failure(self, step, why, violations):
         if "save" in step:
-            self.failed[step["save"]] = "could not run" if why.startswith("not run") else "failed"
+            self.failed[step["save"]] = ("could not run" if why.startswith("not run")
+                                         else "timed out" if "timed out" in why else "failed")
         return {"ok": False, "error": why, "violations": violations, "seconds": 0.0}
 
     def run(self):
