@@ -104,6 +104,7 @@ class Child:
         env.update({k: "1" for k in THREADS_ENV}, HOME=str(self.scratch), PYTHONDONTWRITEBYTECODE="1",
                    PYTHONHASHSEED="0", MPLBACKEND="Agg")
         self.buffer, self.killed, self.oom_before = bytearray(), False, _oom_kills()
+        self.next_memory = time.monotonic() + MEMORY_EVERY
         try:
             self.proc = subprocess.Popen(
                 [python, "-I", str(root / "driver.py"), str(root / "task.json"), str(root / "inputs.npz"),
@@ -124,7 +125,6 @@ class Child:
         data = json.dumps(dict(command, nonce=nonce)).encode() + b"\n"
         started = time.monotonic()
         deadline = min(started + seconds, wall_deadline)
-        next_memory = started
         while True:
             now = time.monotonic()
             if data:
@@ -134,8 +134,8 @@ class Child:
                     pass
                 except OSError:
                     data = b""   # it closed its end: its exit says why
-            if now >= next_memory:
-                next_memory = now + MEMORY_EVERY
+            if now >= self.next_memory:   # across calls: a scan of /proc costs more than a quick call
+                self.next_memory = now + MEMORY_EVERY
                 if memory_mb(self.proc.pid, self.uid) > self.limits.memory_mb:
                     raise Ended(f"used more than {self.limits.memory_mb} MB of memory and was stopped")
             if now >= deadline:
