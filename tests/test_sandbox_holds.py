@@ -418,3 +418,38 @@ def test_hostile_quiz_values_give_verdicts_not_an_internal_error(tmp_path):
     assert sum(t.score for t in tests) == 0
     assert all("internal error" not in t.output and "cases passed" in t.output for t in tests), \
         [t.output for t in tests]
+
+
+@as_root
+@pytest.mark.skipif(not Path("/sys/fs/cgroup/memory").is_dir(), reason="needs a cgroup-v1 memory hierarchy")
+def test_a_child_killed_by_the_containers_oom_killer_is_not_the_students_fault(tmp_path):
+    # The "container" (a memory cgroup of 300 MB) runs out before the grader's own watcher (4 GB) would act.
+    group = Path("/sys/fs/cgroup/memory") / f"convlab-test-{os.getpid()}"
+    group.mkdir()
+    try:
+        (group / "memory.limit_in_bytes").write_text(str(300 << 20))
+        swap = group / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            swap.write_text(str(300 << 20))
+        code = textwrap.dedent("""
+        import json
+        from grader import sandbox
+        source = b"import numpy as np\\ndef f():\\n    return float(np.ones(2 ** 27).sum())\\ndef g():\\n    return 1\\n"
+        result = sandbox.run({"m.py": source}, {"module": "m", "steps": [{"id": "a", "call": "f"},
+                             {"id": "b", "call": "f"}, {"id": "c", "call": "g"}]}, {},
+                             sandbox.Limits(wall_seconds=60, call_seconds=30, memory_mb=4000))
+        print(json.dumps({k: r.get("error") or r.get("value") for k, r in result.records.items()}))
+        """)
+        completed = subprocess.run(["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$0" -c "$1"',
+                                    sys.executable, code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                                   capture_output=True, text=True, timeout=120)
+        records = json.loads(completed.stdout.splitlines()[-1])
+        assert "the grading machine ran out of memory: tell your TA" in records["a"], records
+        assert records["c"] == 1
+    finally:
+        for _ in range(50):
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)

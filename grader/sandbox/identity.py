@@ -130,9 +130,9 @@ def leftovers(uid):
 
 
 def shared_bytes(uid, budget=2000):
-    """Bytes held by ``uid``'s files in /dev/shm (memory no process shows as resident); walks at most ``budget``
-    entries, which a child cannot make worth hiding memory in (each file is capped by RLIMIT_FSIZE)."""
-    total, stack = 0, [e for e in leftovers(uid) if e.startswith("/dev/shm/")]
+    """Bytes held by ``uid``'s files in the shared folders (in /dev/shm, and in /tmp where it is a tmpfs, memory
+    that no process shows as resident; on disk, space): walks at most ``budget`` entries."""
+    total, stack = 0, leftovers(uid)
     while stack and budget > 0:
         budget -= 1
         path = stack.pop()

@@ -2,7 +2,7 @@
 
 Time is the grader's to enforce: each call has its budget, measured from outside, and the whole plan has a wall
 budget. Memory is watched from outside too: resident memory summed over the child's processes, plus what its uid
-holds in /dev/shm (a container counts it; no process shows it). rlimits cap what the kernel can cap cheaply.
+holds in /dev/shm, /tmp and the other shared folders (a container counts tmpfs; no process shows it). rlimits cap what the kernel can cap cheaply.
 """
 import ctypes
 import os
@@ -30,7 +30,7 @@ class Limits:
     hang_seconds: float = 8.0
     spent: list = field(default=None, repr=False, compare=False)   # [seconds]; None: one per run
     cpu_seconds: int = 120
-    memory_mb: int = 450           # resident, summed over the child's processes, plus its files in /dev/shm
+    memory_mb: int = 450           # resident, summed over the child's processes, plus its files in /tmp, /dev/shm
     processes: int = 32            # processes and threads of the sandbox user
     file_mb: int = 64              # largest file the child may write, and largest answer it may send
     output_kb: int = 64            # stdout + stderr kept (the rest is read and dropped)
@@ -76,7 +76,7 @@ def _pids(session=None, uid=None):
 
 def memory_mb(session, uid):
     """Resident memory of the child's processes (its uid's when it has one, else its session's), plus its uid's
-    files in /dev/shm, in MB."""
+    files in the shared folders, in MB."""
     total = 0
     for pid in _pids(session, uid):
         try:

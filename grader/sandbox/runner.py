@@ -28,6 +28,7 @@ from grader.sandbox.limits import PASSED_ENV, THREADS_ENV, Limits, memory_mb, pr
 
 DRIVER = Path(__file__).with_name("driver.py")
 POLL = 0.02
+OUT_OF_MEMORY = "could not finish: the grading machine ran out of memory: tell your TA (not your code's fault)"
 MEMORY_EVERY = 0.1
 _restricted = []   # set once the forbidden packages have been made unreadable to children
 
@@ -170,7 +171,7 @@ class Child:
         if code == -signal.SIGKILL and not self.killed:
             after = _oom_kills()
             if after is not None and self.oom_before is not None and after > self.oom_before:
-                return "could not finish: the grading machine ran out of memory (not your code's fault: tell your TA)"
+                return OUT_OF_MEMORY
         if code == -signal.SIGXCPU:
             return f"was stopped: it used more than {self.limits.cpu_seconds} s of CPU time"
         if code is not None and code < 0:
@@ -313,7 +314,7 @@ class Run:
             if "timed out" in ended.reason:
                 self.spent[0] += time.monotonic() - started
             self.end_child()
-            for function in _functions(step):
+            for function in _functions(step) if ended.reason != OUT_OF_MEMORY else ():
                 self.stopped[function] = "timed out" if "timed out" in ended.reason else "stopped your code"
             if not ended.restart:
                 self.over = ended.reason
@@ -338,8 +339,7 @@ class Run:
 
     def record_failure(self, step, why, violations):
         if "save" in step:
-            self.failed[step["save"]] = ("could not run" if why.startswith("not run")
-                                         else "timed out" if "timed out" in why else "failed")
+            self.failed[step["save"]] = "could not run" if why.startswith("not run") else f"failed ({why})"
         return {"ok": False, "error": why, "violations": violations, "seconds": 0.0}
 
     def run(self):
