@@ -54,21 +54,15 @@ def test_answers_written_at_import_time_earn_nothing():
 
 
 def test_garbage_in_the_channel_costs_the_call_and_the_grader_goes_on():
-    source = """
-    import os
-    def f():
-        for fd in range(3, 256):
-            try:
-                os.write(fd, b"\\xff\\xff\\xff\\xff" + b"x" * 100)
-            except OSError:
-                pass
-        return 1
-    def g():
-        return 2
+    body = """
+    for fd in range(3, 256):
+        try:
+            os.write(fd, b"\\xff\\xff\\xff\\xff" + b"x" * 100)
+        except OSError:
+            pass
+    return 1
     """
-    result = run_module(source, [{"id": "a", "call": "f"}, {"id": "b", "call": "g"}])
-    assert not result.records["a"]["ok"] and "not a result" in result.records["a"]["error"], result.records
-    assert result.records["b"] == {**result.records["b"], "ok": True, "value": 2}
+    assert_costs_its_call_only(body, LIMITS, "not a result")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -112,18 +106,18 @@ def test_a_frame_over_the_cap_or_with_too_many_items_is_refused():
         channel.decode(json.loads('{"__list__": [' * 40 + "]}" * 40))
 
 
+def assert_costs_its_call_only(body, limits, message):
+    """A function ``f`` with ``body`` fails with ``message``; the function called after it still answers."""
+    source = "import os, time\nimport numpy as np\ndef f():\n" + textwrap.indent(textwrap.dedent(body), "    ") \
+        + "\ndef g():\n    return 3\n"
+    result = run_module(source, [{"id": "a", "call": "f"}, {"id": "b", "call": "g"}], limits=limits)
+    assert message in result.records["a"]["error"], result.records["a"]
+    assert result.records["b"]["value"] == 3, result.records["b"]
+
+
 def test_a_result_too_large_to_hand_back_costs_its_call_only():
-    source = """
-    import numpy as np
-    def f():
-        return np.ones((1000, 1000, 8))
-    def g():
-        return 3
-    """
-    result = run_module(source, [{"id": "a", "call": "f"}, {"id": "b", "call": "g"}],
-                        limits=sandbox.Limits(wall_seconds=20, call_seconds=5, file_mb=32))
-    assert "larger than 32 MB" in result.records["a"]["error"], result.records["a"]
-    assert result.records["b"]["value"] == 3
+    assert_costs_its_call_only("return np.ones((1000, 1000, 8))",
+                               sandbox.Limits(wall_seconds=20, call_seconds=5, file_mb=32), "larger than 32 MB")
 
 
 def test_a_fifo_in_place_of_the_graders_files_blocks_nothing(tmp_path):
@@ -256,21 +250,14 @@ def test_a_process_that_fights_the_sweep_dies_and_its_files_everywhere_are_remov
 
 @as_root
 def test_memory_in_dev_shm_counts_against_the_child():
-    source = """
-    import os
-    def f():
-        for i in range(40):
-            with open(f"/dev/shm/convlab-hog-{os.getuid()}-{i}", "wb") as out:
-                out.write(b"x" * (16 << 20))
-        import time
-        time.sleep(5)
-    def g():
-        return 1
+    body = """
+    for i in range(40):
+        with open(f"/dev/shm/convlab-hog-{os.getuid()}-{i}", "wb") as out:
+            out.write(b"x" * (16 << 20))
+    time.sleep(5)
     """
-    result = run_module(source, [{"id": "a", "call": "f"}, {"id": "b", "call": "g"}],
-                        limits=sandbox.Limits(wall_seconds=30, call_seconds=10, memory_mb=300))
-    assert "more than 300 MB" in result.records["a"]["error"], result.records["a"]
-    assert result.records["b"]["value"] == 1
+    assert_costs_its_call_only(body, sandbox.Limits(wall_seconds=30, call_seconds=10, memory_mb=300),
+                               "more than 300 MB")
     assert not [p for p in os.listdir("/dev/shm") if p.startswith("convlab-hog-")]
 
 
@@ -453,3 +440,19 @@ def test_a_child_killed_by_the_containers_oom_killer_is_not_the_students_fault(t
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+def test_results_are_not_written_through_a_link_planted_at_a_guessable_name(tmp_path):
+    from grader.grade import grade_to_file
+
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out" / "results.json"
+    out.parent.mkdir()
+    for guess in (f"{out}.tmp{os.getpid()}", f"{out}.tmp", f"{out}.part"):   # names a grader might pick
+        os.symlink(victim, guess)
+    grade_to_file(submission, out, parts=["quiz"], log=lambda message: None)
+    assert victim.read_text() == "precious"
+    assert json.loads(out.read_text())["score"] == 0
