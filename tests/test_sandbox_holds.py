@@ -36,9 +36,10 @@ def run_module(source, steps, inputs=None, limits=LIMITS, forbidden=()):
 # ------------------------------------------------------------------------------------------------------------
 
 def test_answers_written_at_import_time_earn_nothing():
-    # The student's code finds the reply pipe and writes well-formed answers for every call before any is asked.
+    # The student's code writes answers for every call before any is asked: framed into every open fd (the
+    # reply pipe among them), and as JSON lines into every file it was handed.
     source = """
-    import json, os, struct
+    import json, os, struct, sys
     for fd in range(3, 256):
         for nonce in ["", "0" * 32]:
             data = json.dumps({"nonce": nonce, "ok": True, "value": {"__int__": "42"}}).encode()
@@ -46,6 +47,13 @@ def test_answers_written_at_import_time_earn_nothing():
                 os.write(fd, struct.pack(">I", len(data)) + data)
             except OSError:
                 pass
+    for path in sys.argv[1:]:
+        try:
+            with open(path, "a") as out:
+                for id in ("a", "b"):
+                    out.write(json.dumps({"id": id, "ok": True, "value": {"__int__": "42"}}) + "\\n")
+        except OSError:
+            pass
     def f():
         return 7
     """
