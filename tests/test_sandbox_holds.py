@@ -3,7 +3,6 @@
 Most tests drive ``sandbox.run`` with a tiny module, so each attack class costs a second or two; the regrade test
 grades two whole submissions, one of which tries to harm the other.
 """
-import base64
 import io
 import json
 import os
@@ -426,18 +425,38 @@ def test_hostile_quiz_values_give_verdicts_not_an_internal_error(tmp_path):
         [t.output for t in tests]
 
 
-@as_root
-@pytest.mark.skipif(not Path("/sys/fs/cgroup/memory").is_dir(), reason="needs a cgroup-v1 memory hierarchy")
-def test_a_child_killed_by_the_containers_oom_killer_is_not_the_students_fault(tmp_path):
-    # The "container" (a memory cgroup of 300 MB) runs out before the grader's own watcher (4 GB) would act.
-    group = Path("/sys/fs/cgroup/memory") / f"convlab-test-{os.getpid()}"
+needs_cgroup = pytest.mark.skipif(os.geteuid() != 0 or not Path("/sys/fs/cgroup/memory").is_dir(),
+                                  reason="needs root and a cgroup-v1 memory hierarchy")
+
+
+def in_container(memory_mb, code):
+    """Run Python ``code`` in a fresh memory cgroup of ``memory_mb`` (a container of that size); its stdout."""
+    group = Path("/sys/fs/cgroup/memory") / f"convlab-test-{os.getpid()}-{time.monotonic_ns()}"
     group.mkdir()
     try:
-        (group / "memory.limit_in_bytes").write_text(str(300 << 20))
+        (group / "memory.limit_in_bytes").write_text(str(memory_mb << 20))
         swap = group / "memory.memsw.limit_in_bytes"
         if swap.exists():
-            swap.write_text(str(300 << 20))
-        code = textwrap.dedent("""
+            swap.write_text(str(memory_mb << 20))
+        completed = subprocess.run(["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$0" -c "$1"',
+                                    sys.executable, textwrap.dedent(code)], cwd=REPO,
+                                   env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
+                                   timeout=300)
+        assert completed.returncode == 0, completed.stderr[-2000:]
+        return completed.stdout
+    finally:
+        for _ in range(50):   # the cgroup goes once its last process has been reaped
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+@needs_cgroup
+def test_a_child_killed_by_the_containers_oom_killer_is_not_the_students_fault():
+    # The "container" (300 MB) runs out before the grader's own watcher (4 GB) would act.
+    stdout = in_container(300, """
         import json
         from grader import sandbox
         source = b"import numpy as np\\ndef f():\\n    return float(np.ones(2 ** 27).sum())\\ndef g():\\n    return 1\\n"
@@ -446,19 +465,20 @@ def test_a_child_killed_by_the_containers_oom_killer_is_not_the_students_fault(t
                              sandbox.Limits(wall_seconds=60, call_seconds=30, memory_mb=4000))
         print(json.dumps({k: r.get("error") or r.get("value") for k, r in result.records.items()}))
         """)
-        completed = subprocess.run(["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$0" -c "$1"',
-                                    sys.executable, code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                                   capture_output=True, text=True, timeout=120)
-        records = json.loads(completed.stdout.splitlines()[-1])
-        assert "the grading machine ran out of memory: tell your TA" in records["a"], records
-        assert records["c"] == 1
-    finally:
-        for _ in range(50):
-            try:
-                group.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
+    records = json.loads(stdout.splitlines()[-1])
+    assert "the grading machine ran out of memory: tell your TA" in records["a"], records
+    assert records["c"] == 1
+
+
+@needs_cgroup
+def test_the_solutions_score_full_marks_in_a_640_mb_container():
+    stdout = in_container(640, """
+        from grader.grade import grade
+        tests, _ = grade("solutions/cnn", log=lambda message: None)
+        print(sum(t.score for t in tests), sum(t.max_score for t in tests))
+        """)
+    score, possible = (float(v) for v in stdout.split()[-2:])
+    assert score == possible > 0
 
 
 def test_results_are_not_written_through_a_link_planted_at_a_guessable_name(tmp_path):

@@ -2,7 +2,8 @@
 
 Time is the grader's to enforce: each call has its budget, measured from outside, and the whole plan has a wall
 budget. Memory is watched from outside too: resident memory summed over the child's processes, plus what its uid
-holds in /dev/shm, /tmp and the other shared folders (a container counts tmpfs; no process shows it). rlimits cap what the kernel can cap cheaply.
+holds in /dev/shm, /tmp and the other shared folders (a container counts tmpfs; no process shows it). rlimits
+cap what the kernel can cap cheaply.
 """
 import ctypes
 import os
