@@ -58,6 +58,8 @@ def _grade(args):
         print(f"hidden cases (calls as JSON, inputs as npz, prints as .out) written to {args.dump_cases}/")
     print(table(tests))
     print(extra["output"])
+    for name, kinds in extra["extra_data"]["review"].items():
+        print(f"for review (TA, no points): {name} uses {', '.join(kinds)}")
     print(f"results written to {args.out}")
     return 0
 

@@ -8,6 +8,7 @@ import importlib
 import json
 import os
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 import grader
 from grader import results, submission
+from grader.review import review
 from grader.assignments import get_assignment
 from grader.checks import blocked, to_result
 from grader.sandbox import Limits
@@ -57,7 +59,9 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
         else:
             try:
                 checker = importlib.import_module(spec.checkers[part])
-                outcomes = checker.check(sub.files, part_rng(seed, part), limits, names)
+                # One budget for hung calls per part, shared by its plans.
+                outcomes = checker.check(sub.files, part_rng(seed, part), dataclasses.replace(limits, spent=[0.0]),
+                                         names)
             except Exception:  # the grader's own bug: this part gets a message, the run goes on
                 log(f"internal error while checking {part}:\n{traceback.format_exc()}")
                 outcomes = blocked(names, "the grader failed on this part (an internal error, not your code): "
@@ -73,9 +77,11 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
         notes.append("no gradable file found: submit " + ", ".join(spec.submission_files)
                      + " (at the top level of the upload or one folder deep)")
     # The autograder's log (its stdout: timings, internal errors) is for staff; students see the tests.
+    # extra_data is for staff too (Gradescope does not show it to students): the introspection list is for review.
     extra = {"output": "\n".join(notes + [f"convlab grader {grader.__version__}; hidden-case seed {seed}"]),
              "visibility": spec.visibility, "stdout_visibility": "hidden",
-             "extra_data": {"version": grader.__version__, "seed": str(seed), "files": sorted(sub.files)}}
+             "extra_data": {"version": grader.__version__, "seed": str(seed), "files": sorted(sub.files),
+                            "review": review(sub.files)}}
     if leaderboard:
         extra["leaderboard"] = [{"name": name, "value": value} for name, value in leaderboard.items()]
     return out, extra
@@ -86,7 +92,13 @@ def grade_to_file(path, out_path, assignment="cnn", limits=None, metadata=None, 
     started = time.monotonic()
     tests, extra = grade(path, assignment, limits, metadata, parts, log, seed)
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(f"{out_path}.tmp{os.getpid()}")
-    results.write(tests, tmp, extra, started)
-    os.replace(tmp, out_path)
+    # A name nobody can guess or plant beforehand (mkstemp: O_EXCL, mode 600), then an atomic rename.
+    fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".tmp", dir=Path(out_path).parent)
+    os.close(fd)
+    try:
+        results.write(tests, tmp, extra, started)
+        os.replace(tmp, out_path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     return tests, extra

@@ -6,18 +6,20 @@ import sys
 import pytest
 
 from grader import paths, sandbox
+from grader.sandbox import identity
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="uids are only allocated when the grader runs as root")
-def test_each_live_grader_process_gets_a_sandbox_uid_of_its_own():
-    mine = sandbox.sandbox_uid()
-    assert mine in sandbox.UID_RANGE and sandbox.sandbox_uid() == mine
+def test_every_child_gets_a_uid_never_used_before_and_no_other_grader_process_gets_it():
+    mine = [identity.fresh_uid() for _ in range(3)]
+    assert len(set(mine)) == 3
     # The other process starts its search where this one did (same pid-derived offset): the lock moves it on.
-    code = f"import os; os.getpid = lambda: {os.getpid()}; from grader import sandbox; print(sandbox.sandbox_uid())"
+    code = (f"import os; os.getpid = lambda: {os.getpid()}; from grader.sandbox import identity; "
+            "print(identity.fresh_uid())")
     env = dict(os.environ, PYTHONPATH=str(paths.REPO))
     other = int(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                                check=True).stdout)
-    assert other in sandbox.UID_RANGE and other != mine
+    assert other not in mine and other >= identity.UID_BASE
 
 
 def test_decoding_builds_plain_data_only():
@@ -31,11 +33,12 @@ def test_decoding_builds_plain_data_only():
     assert isinstance(sandbox.decode(1.0), float) and not isinstance(sandbox.decode({"__int__": "2"}), np.ndarray)
 
 
-def test_numbers_in_error_messages_are_masked_but_the_drivers_own():
-    text = "ValueError: 60 3 -2 7.5e-3 float64 conv2d (line 82 of layers.py, in conv_forward_naive)"
+def test_every_number_in_student_text_is_masked_even_in_phrases_that_look_like_the_graders():
+    # A student's message may mimic the grader's own phrases to carry hidden values out: none is exempt.
+    text = "ValueError: 60 3 -2 7.5e-3 float64 conv2d (line 82 of layers.py, in conv_forward_naive) timed out after 0.25 s"
     assert sandbox.mask_numbers(text) == ("ValueError: <number> <number> <number> <number> float64 conv2d "
-                                          "(line 82 of layers.py, in conv_forward_naive)")
-    assert sandbox.mask_numbers("timed out after 3 s") == "timed out after 3 s"
+                                          "(line <number> of layers.py, in conv_forward_naive) timed out after "
+                                          "<number> s")
     assert sandbox.mask_numbers("shapes (2,3) (4,)") == "shapes (<number>,<number>) (<number>,)"
 
 

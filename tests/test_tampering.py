@@ -187,14 +187,14 @@ except Exception:
     "the driver": """
 import __main__ as _driver
 if hasattr(_driver, "Runner"):
-    _report = _driver.Runner.report
+    _send = _driver.Runner.send
 
-    def _lying_report(self, record):
-        record = dict(record, ok=True, passed=True, score=1000)
-        record.pop("error", None)
-        _report(self, record)
-    _driver.Runner.report = _lying_report
-    _driver.describe = lambda error: "passed"
+    def _lying_send(self, message):
+        message = dict(message, ok=True, passed=True, score=1000)
+        message.pop("failure", None)
+        _send(self, message)
+    _driver.Runner.send = _lying_send
+    _driver.failure = lambda error, folder: {"type": "passed"}
 """,
 }
 
@@ -237,15 +237,15 @@ def test_infinite_loops_everywhere_end_in_bounded_time(tmp_path):
     source = SOLUTION
     for function in GRADED:
         source = at_start(source, function, "while True:\n    pass")
-    # One family also ignores the call alarm: only the child's wall clock stops it.
-    source = at_start(source, "conv_forward_naive", "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)")
-    limits = Limits(wall_seconds=20, call_seconds=3, cpu_seconds=60)
+    # One family also ignores signals and blocks in a sleep: the grader times each call from outside.
+    source = at_start(source, "conv_forward_naive", "import signal, time\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)"
+                                                    "\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(1000)")
+    limits = Limits(wall_seconds=20, call_seconds=2, cpu_seconds=60)
     results, data, elapsed = grade_source(tmp_path, source, limits)
     assert total(results) == 0 and data["score"] == 0
-    # Five families, each bounded by its wall clock; a hung function costs one call timeout, then is skipped.
-    assert elapsed < 5 * limits.wall_seconds + 20, elapsed
-    assert elapsed < 120
-    assert "time limit" in results["1.1"].output, results["1.1"].output
+    # A hung function costs one call budget, then is not called again: 11 functions, 2 s each, plus restarts.
+    assert elapsed < 60, elapsed
+    assert "timed out after 2 s" in results["1.1"].output, results["1.1"].output
     assert "timed out" in results["1.3"].output, results["1.3"].output
 
 

@@ -195,6 +195,15 @@ def _size_verdict(case, value, want, show=False):
     return ok, message[0].upper() + message[1:] if message else message
 
 
+def _guarded(verdict, *args):
+    """``verdict(*args)``, or a failed case when the student's value cannot even be compared (an int too large
+    for a float, say): a verdict for that case, never an error of the whole part."""
+    try:
+        return verdict(*args)
+    except (OverflowError, ValueError, TypeError):
+        return False, "returned a value that cannot be compared with the expected one (too large, or not a number)"
+
+
 def _alexnet(plan, outcome):
     rows = qv.alexnet_rows()
     ok, table = plan.answer("alexnet")
@@ -218,7 +227,7 @@ def _alexnet(plan, outcome):
         if row.get("name") != name:
             outcome.add(label, False, f"row {i + 1} should have name {name!r}, has {row.get('name')!r}")
             continue
-        outcome.add(label, *_row_verdict(None, row, want, show=True))
+        outcome.add(label, *_guarded(_row_verdict, None, row, want, True))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -251,8 +260,8 @@ def check(files, rng, limits, names):
         if not ok:
             outcomes[test].add(label, False, value)
         elif case["kind"].endswith("_size"):
-            outcomes[test].add(label, *_size_verdict(case, value, want, show))
+            outcomes[test].add(label, *_guarded(_size_verdict, case, value, want, show))
         else:
-            outcomes[test].add(label, *_row_verdict(case, value, want, show))
+            outcomes[test].add(label, *_guarded(_row_verdict, case, value, want, show))
     _alexnet(plan, outcomes["alexnet_table"])
     return {name: outcomes.get(name) for name in names}

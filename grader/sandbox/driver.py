@@ -1,32 +1,36 @@
-"""The program a sandboxed child runs: import the student's module, run a list of calls, report raw values.
+"""The program a sandboxed child runs: import the student's module, run the calls the grader asks for, one at a
+time, and report raw values.
 
 This file is copied, alone, into the sandbox and run as a script: it may use the standard library and
 numpy (torch only when the student's code or a step needs it) and nothing of the grader's. It computes no
 verdict: it hands back what the student's functions returned, and the grader's own process judges.
 
-Usage: driver.py TASK.json INPUTS.npz RESULTS.jsonl
+Usage: driver.py TASK.json INPUTS.npz COMMAND_FD REPLY_FD
 
-TASK.json: {"module": "layers", "call_timeout": seconds, "forbidden": [module names to watch],
-            "steps": [step, ...]}
-A step: {"id": str (its result is reported under this id; omit to report nothing), "call": target,
-         "args": [ref, ...], "kwargs": {name: ref}, "save": name, "pick": index into a returned tuple,
-         "timeout_factor": how many plain calls' time this step may take (default 1)}
+TASK.json: {"module": "layers", "student_dir": folder, "forbidden": [module names to watch]}
+The grader writes one command a line on COMMAND_FD: {"nonce": str, "import": true} first, then
+{"nonce": str, "step": step}. Each command gets one reply frame on REPLY_FD (see channel.py), carrying its
+nonce: {"nonce", "ok", "value" | "failure", "seconds"}. The grader sends a nonce only when it asks, so nothing
+written before (at import time, say) can answer a call; and it times every call from outside.
+A step: {"call": target, "args": [ref, ...], "kwargs": {name: ref}, "save": name, "pick": index into a
+returned tuple, "report": whether to send the value back}
 A target: "NAME" (an attribute of the student's module) or "builtin:NAME" (a helper below).
 A ref: {"in": key} (a fresh copy of an input array), {"v": json value}, {"var": name, "at": [keys...]}
        (a value saved by an earlier step, optionally indexed), {"fn": name} (a function of the student's
        module, as a value), {"list": [ref, ...]}, {"tensor": key} (an input as a torch tensor),
        {"state": prefix} (all inputs whose key starts with prefix, as a dict of tensors, prefix removed).
-Each reported record is one JSON line: {"id", "ok", "value" | "error", "seconds", "violations"}.
-Arrays travel as base64 .npy bytes, read back with allow_pickle=False: nothing here can execute code in the
-grader when it loads a result.
+A failure: {"type", "message", "file", "line", "function"} (the student's exception and where it was raised,
+taken from the traceback object) or {"unencodable": what} or {"pick": type name, "length": n}.
+Arrays travel as base64 .npy bytes: nothing here can execute code in the grader when it reads a result.
+A forbidden numpy function the student's code calls sends {"violation": what} at once, then raises.
 """
 import base64
 import io
 import json
-import signal
+import os
+import struct
 import sys
 import time
-import traceback
 
 import numpy as np
 
@@ -34,16 +38,8 @@ MAX_DEPTH = 6
 MAX_ITEMS = 10_000
 
 
-class CallTimeout(BaseException):
-    """Raised in the student's code when one call runs past its time (BaseException: harder to swallow)."""
-
-
 class Unencodable(Exception):
     pass
-
-
-class NeedsFailedCall(Exception):
-    """A step needs a value an earlier step should have saved, and that step failed."""
 
 
 def encode(value, depth=0):
@@ -162,35 +158,89 @@ BUILTINS = {name[len("builtin_"):]: fn for name, fn in globals().items() if name
 
 # ------------------------------------------------------------------------------------------------------
 
+def _convolve(a, v, mode):
+    """numpy.convolve's values in plain numpy (the tripwire's; no reference to the original)."""
+    full = np.zeros(len(a) + len(v) - 1, dtype=np.result_type(a, v))
+    for j in range(len(v)):
+        full[j:j + len(a)] += a * v[j]
+    short, long = sorted((len(a), len(v)))
+    if mode == "valid":
+        return full[short - 1:long]
+    if mode == "same":
+        return full[(short - 1) // 2:(short - 1) // 2 + long]
+    return full
+
+
+class Placeholders:
+    """A finder that answers imports of the forbidden modules with a module whose every use raises (and is
+    reported): the real ones are out of this child's reach anyway."""
+
+    def __init__(self, roots, send):
+        self.roots, self.send = roots, send
+
+    def find_spec(self, name, path=None, target=None):
+        if not any(name == r or name.startswith(r + ".") for r in self.roots):
+            return None
+        import importlib.machinery
+        return importlib.machinery.ModuleSpec(name, self, is_package=True)
+
+    def create_module(self, spec):
+        send, name = self.send, spec.name
+
+        class Forbidden(type(sys)):
+            def __getattr__(self, attribute):
+                if attribute.startswith("__"):
+                    raise AttributeError(attribute)
+                send({"violation": f"uses {name}"})
+                raise ImportError(f"{name} may not be used in this file")
+        return Forbidden(name)
+
+    def exec_module(self, module):
+        pass
+
+
 class Runner:
-    def __init__(self, task, inputs, out):
+    def __init__(self, task, inputs, commands, reply_fd):
         self.task = task
         self.inputs = inputs
-        self.out = out
+        self.commands = commands
+        self.reply_fd = reply_fd
         self.saved = {}
-        self.failed = {}    # save name -> "function: error" of the step that should have produced it
-        self.hung = set()   # student functions that timed out once: not called again (a hang costs once)
-        self.violations = []
         self.module = None
 
+    def send(self, message):
+        data = json.dumps(message).encode()
+        data = struct.pack(">I", len(data)) + data
+        while data:
+            data = data[os.write(self.reply_fd, data):]
+
     def watch(self, forbidden):
-        """Record (cannot be undone by the student) imports of forbidden modules and calls of forbidden numpy
-        functions; the grader zeroes the function that was running."""
+        """Tell the grader at once (the record leaves this process before the student's code can touch it) about
+        imports of forbidden modules and calls of numpy's convolve and correlate.
+
+        The forbidden modules cannot be read by this child (file permissions): importing one gives a placeholder
+        whose every use raises, so that only the functions using it fail. The numpy tripwires compute the same
+        values in plain numpy and keep no reference to the originals, so none can be taken back from them."""
         roots = tuple(forbidden)
+        send = self.send
 
         def hook(event, args):
             if event == "import" and args and isinstance(args[0], str):
                 name = args[0]
                 if any(name == r or name.startswith(r + ".") for r in roots):
-                    self.violations.append(f"imports {name}")
+                    send({"violation": f"imports {name}"})
         sys.addaudithook(hook)
+        sys.meta_path.insert(0, Placeholders(roots, send))
+        core = getattr(np, "_core", None) or np.core   # numpy 2 / numpy 1
         for name in ("convolve", "correlate"):
-            original = getattr(np, name)
-
-            def tripwire(*args, _name=name, _original=original, **kwargs):
-                self.violations.append(f"calls numpy.{_name}")
-                return _original(*args, **kwargs)
-            setattr(np, name, tripwire)
+            def tripwire(a, v, mode="full" if name == "convolve" else "valid", _name=name):
+                send({"violation": f"calls numpy.{_name}"})
+                a, v = np.ravel(a), np.ravel(v)
+                return _convolve(a, np.conj(v[::-1]) if _name == "correlate" else v, mode)
+            for module in (np, core.numeric, core.multiarray, core._multiarray_umath):
+                for attribute in (name, name + "2"):
+                    if hasattr(module, attribute):
+                        setattr(module, attribute, tripwire)
 
     def resolve(self, ref):
         if "in" in ref:
@@ -198,8 +248,6 @@ class Runner:
         if "v" in ref:
             return ref["v"]
         if "var" in ref:
-            if ref["var"] in self.failed:
-                raise NeedsFailedCall("the result of " + self.failed[ref["var"]])
             value = self.saved[ref["var"]]
             for key in ref.get("at", []):
                 value = value[key]
@@ -220,102 +268,72 @@ class Runner:
     def target(self, name):
         if name.startswith("builtin:"):
             return BUILTINS[name[len("builtin:"):]]
-        if name.startswith("var:"):
-            return self.saved[name[len("var:"):]]
         return getattr(self.module, name)
 
-    def report(self, record):
-        self.out.write(json.dumps(record) + "\n")
-        self.out.flush()
-
     def run_step(self, step):
-        started = time.perf_counter()
-        before = len(self.violations)
-        record = {"id": step.get("id")}
-        functions = {step["call"]} | {r["fn"] for r in step.get("args", []) if "fn" in r}
-        timeout = float(self.task.get("call_timeout", 10)) * float(step.get("timeout_factor", 1))
-        signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
-            if functions & self.hung:
-                raise NeedsFailedCall(f"{sorted(functions & self.hung)[0]}, which timed out earlier")
             fn = self.target(step["call"])
             args = [self.resolve(r) for r in step.get("args", [])]
             kwargs = {k: self.resolve(r) for k, r in step.get("kwargs", {}).items()}
             value = fn(*args, **kwargs)
-            signal.setitimer(signal.ITIMER_REAL, 0)
             if "save" in step:
                 self.saved[step["save"]] = value
             if "pick" in step:
-                if not isinstance(value, tuple):
-                    raise Unencodable(f"returned a {type(value).__name__}, not a tuple")
-                if len(value) <= step["pick"]:
-                    raise Unencodable(f"returned a tuple of {len(value)}, too short")
+                if not isinstance(value, tuple) or len(value) <= step["pick"]:
+                    return {"ok": False, "failure": {"pick": type(value).__name__,
+                                                     "length": len(value) if isinstance(value, tuple) else None}}
                 value = value[step["pick"]]
-            record.update(ok=True, value=encode(value) if step.get("id") else None)
-        except CallTimeout:
-            self.hung |= {f for f in functions if not f.startswith("builtin:")}
-            record.update(ok=False, error=f"timed out after {timeout:g} s")
-        except NeedsFailedCall as error:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            record.update(ok=False, error=f"not run: it needs {error}")
+            return {"ok": True, "value": encode(value) if step.get("report") else None}
         except Unencodable as error:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            record.update(ok=False, error=f"returned {error}, which is not plain data")
+            return {"ok": False, "failure": {"unencodable": str(error)}}
         except Exception as error:  # the student's exception: report it, go on with the next step
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            record.update(ok=False, error=describe(error))
-        record["seconds"] = time.perf_counter() - started
-        record["violations"] = sorted(set(self.violations[before:]))
-        if "save" in step and not record["ok"]:
-            self.failed[step["save"]] = f"{step['call']}, which failed ({record['error']})"
-        if step.get("id"):
-            self.report(record)
+            return {"ok": False, "failure": failure(error, self.task["student_dir"])}
 
-    def main(self):
-        def on_alarm(signum, frame):
-            raise CallTimeout()
-        signal.signal(signal.SIGALRM, on_alarm)
-        if self.task.get("forbidden"):
-            self.watch(self.task["forbidden"])
+    def import_module(self):
         import importlib
-        started = time.perf_counter()
-        signal.setitimer(signal.ITIMER_REAL, float(self.task.get("import_timeout", 30)))
         try:
             self.module = importlib.import_module(self.task["module"])
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            return {"ok": True}
         except BaseException as error:  # noqa: B902 - a failed import is a result, whatever it raised
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            message = "timed out" if isinstance(error, CallTimeout) else describe(error)
-            self.report({"id": "__import__", "ok": False, "error": message,
-                         "seconds": time.perf_counter() - started, "violations": sorted(set(self.violations))})
-        else:
-            self.report({"id": "__import__", "ok": True, "seconds": time.perf_counter() - started,
-                         "violations": sorted(set(self.violations))})
-            for step in self.task["steps"]:
-                self.run_step(step)
-        self.report({"id": "__done__", "ok": True})
+            return {"ok": False, "failure": failure(error, self.task["student_dir"])}
+
+    def main(self):
+        if self.task.get("forbidden"):
+            self.watch(self.task["forbidden"])
+        for line in self.commands:
+            command = json.loads(line)
+            started = time.perf_counter()
+            reply = self.import_module() if command.get("import") else self.run_step(command["step"])
+            self.send(dict(reply, nonce=command["nonce"], seconds=time.perf_counter() - started))
 
 
-def describe(error):
-    """``Type: message`` and the last frame in the student's file (line numbers help; hidden inputs stay out)."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.endswith("driver.py")]
-    where = f" (line {frames[-1].lineno} of {frames[-1].filename.rsplit('/', 1)[-1]}, in {frames[-1].name})" \
-        if frames else ""
-    text = str(error)
-    if len(text) > 300:
-        text = text[:300] + "..."
-    return f"{type(error).__name__}: {text}{where}"
+def failure(error, student_dir):
+    """The exception's type and message, and the last frame of the student's files that it passed through, taken
+    from the traceback object (the grader checks the place against the submission before showing it)."""
+    where = {}
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename.startswith(student_dir + os.sep):
+            where = {"file": os.path.basename(code.co_filename), "line": tb.tb_lineno, "function": code.co_name}
+        tb = tb.tb_next
+    message = str(error)
+    if isinstance(error, SyntaxError):   # its place is the error's own, not a frame's
+        message = error.msg or ""
+        if isinstance(error.filename, str) and error.filename.startswith(student_dir + os.sep):
+            where = {"file": os.path.basename(error.filename), "line": error.lineno, "function": "<module>"}
+    return {"type": type(error).__name__, "message": message[:1000], **where}
 
 
 def main(argv):
-    task_path, inputs_path, results_path = argv[1:4]
+    task_path, inputs_path, command_fd, reply_fd = argv[1], argv[2], int(argv[3]), int(argv[4])
     with open(task_path) as f:
         task = json.load(f)
     with np.load(inputs_path, allow_pickle=False) as data:
         inputs = {k: data[k] for k in data.files}
     sys.path.insert(0, task["student_dir"])
-    with open(results_path, "w") as out:
-        Runner(task, inputs, out).main()
+    with os.fdopen(command_fd, "r") as commands:
+        Runner(task, inputs, commands, reply_fd).main()
 
 
 if __name__ == "__main__":

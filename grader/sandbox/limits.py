@@ -1,0 +1,101 @@
+"""What a child may use, and measuring what it uses.
+
+Time is the grader's to enforce: each call has its budget, measured from outside, and the whole plan has a wall
+budget. Memory is watched from outside too: resident memory summed over the child's processes, plus what its uid
+holds in /dev/shm, /tmp and the other shared folders (a container counts tmpfs; no process shows it). rlimits
+cap what the kernel can cap cheaply.
+"""
+import ctypes
+import os
+import resource
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.sandbox import identity
+
+CLONE_NEWNET = 0x40000000
+PASSED_ENV = ("PATH", "LANG", "LC_ALL", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+THREADS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+@dataclass
+class Limits:
+    wall_seconds: float = 30.0     # one plan, all its children together (one layers family: about 1 s)
+    # One call of a student function, timed by the grader. A scalar 7-loop conv takes 0.04 s CPU on the
+    # largest hidden case here, its 12-point numerical-gradient step 0.54 s (given 4 calls' time): both keep
+    # over 5x headroom on half a CPU. A function that hangs costs this once, then is not called again.
+    call_seconds: float = 2.0
+    import_seconds: float = 20.0   # starting a child and importing the student's module (torch: about 3 s)
+    # What calls that time out may cost in all, per part (``spent`` is shared by the plans of one part; the
+    # grader gives each part a fresh one): a file hanging in every function costs this, not 2 s per function.
+    hang_seconds: float = 8.0
+    spent: list = field(default=None, repr=False, compare=False)   # [seconds]; None: one per run
+    cpu_seconds: int = 120
+    memory_mb: int = 450           # resident, summed over the child's processes, plus its files in /tmp, /dev/shm
+    processes: int = 32            # processes and threads of the sandbox user
+    file_mb: int = 64              # largest file the child may write, and largest answer it may send
+    output_kb: int = 64            # stdout + stderr kept (the rest is read and dropped)
+
+
+def preexec(limits, process_cap, uid, groups):
+    """Runs in the child between fork and exec: tighten everything, then drop to ``uid``."""
+    def setup():
+        os.setsid()
+        if uid is not None:
+            try:
+                ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
+            except (OSError, AttributeError):
+                pass
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20,) * 2)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        resource.setrlimit(resource.RLIMIT_NPROC, (process_cap, process_cap))
+        if uid is not None:
+            os.setgroups(groups)
+            os.setgid(identity.NOBODY_GID)
+            os.setuid(uid)
+    return setup
+
+
+def _pids(session=None, uid=None):
+    """Pids in ``session``, or of ``uid``."""
+    if uid is not None:
+        return identity.processes_of(uid)
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+                # Fields after the command name (which may hold spaces): session is [3].
+                if int(stat.rsplit(")", 1)[1].split()[3]) == session:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def memory_mb(session, uid):
+    """Resident memory of the child's processes (its uid's when it has one, else its session's), plus its uid's
+    files in the shared folders, in MB."""
+    total = 0
+    for pid in _pids(session, uid):
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * resource.getpagesize()
+        except (OSError, IndexError, ValueError):
+            continue
+    if uid is not None:
+        total += identity.shared_bytes(uid)
+    return total / 2 ** 20
+
+
+def threads_of(uid):
+    """Threads of ``uid``'s processes (without a uid of its own, the child's process cap must leave room)."""
+    total = 0
+    for pid in identity.processes_of(uid):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            total += int(status.split("Threads:", 1)[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total

@@ -1,0 +1,389 @@
+"""The run loop: start a child, ask it for one call at a time, time each call from outside, and start a fresh child
+when one hangs, crashes or overspends, so a function that fails that way costs its own calls, not its siblings'.
+
+Each call is sent with a fresh random nonce and only a reply carrying it counts (see DEVELOPERS.md, "The
+channel"): what the student's code writes into the channel before it is asked, or for another call, earns
+nothing. A function whose call hung or ended its child is not called again; a call that needs a value saved in
+a child that is gone, or by a call that failed, is not run, and says whose result it needed.
+"""
+import fcntl
+import json
+import os
+import secrets
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from grader.sandbox import channel, identity
+from grader.sandbox.limits import PASSED_ENV, THREADS_ENV, Limits, memory_mb, preexec, threads_of
+
+DRIVER = Path(__file__).with_name("driver.py")
+POLL = 0.02
+OUT_OF_MEMORY = "could not finish: the grading machine ran out of memory: tell your TA (not your code's fault)"
+MEMORY_EVERY = 0.1
+_restricted = []   # set once the forbidden packages have been made unreadable to children
+
+
+@dataclass
+class ChildResult:
+    records: dict = field(default_factory=dict)   # id -> {"ok", "value" | "error", "seconds", "violations"}
+    problem: str = ""                              # why the student's code could not run at all, for a student
+    output: bytes = b""                            # the student's prints, for the TA; never shown to students
+
+    def import_error(self):
+        record = self.records.get("__import__")
+        if record is None:
+            return self.problem or "the module never finished importing"
+        return None if record["ok"] else record["error"]
+
+
+def _oom_kills():
+    """The OOM kills the container's memory cgroup has counted (cgroup v2 or v1), or None when unreadable."""
+    try:
+        path = open("/proc/self/cgroup").read()
+        for line in path.splitlines():
+            _, controllers, where = line.split(":", 2)
+            for base, name in (("/sys/fs/cgroup" + where, "memory.events"),
+                               ("/sys/fs/cgroup/memory" + where, "memory.oom_control")):
+                if (controllers == "" and name == "memory.events") or ("memory" in controllers.split(",")
+                                                                      and name == "memory.oom_control"):
+                    try:
+                        text = Path(base, name).read_text()
+                    except OSError:
+                        continue
+                    for entry in text.splitlines():
+                        key, _, value = entry.partition(" ")
+                        if key == "oom_kill":
+                            return int(value)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _drain(stream, keep, sink):
+    while True:
+        chunk = stream.read(65536)
+        if not chunk:
+            break
+        if len(sink) < keep:
+            sink.extend(chunk[: keep - len(sink)])
+
+
+class Ended(Exception):
+    """The child can answer no more: ``reason`` says why, for the call it was running."""
+
+    def __init__(self, reason, restart=True):
+        super().__init__(reason)
+        self.reason, self.restart = reason, restart
+
+
+class Child:
+    """One process running driver.py as a never-used uid, in a scratch folder of its own."""
+
+    def __init__(self, root, limits, python, groups, output):
+        self.limits, self.output = limits, output
+        self.uid = identity.fresh_uid() if os.geteuid() == 0 else None
+        self.scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=root))
+        os.chmod(self.scratch, 0o700)
+        if self.uid is not None:
+            os.chown(self.scratch, self.uid, identity.NOBODY_GID)
+        command_r, self.command_w = os.pipe()
+        self.reply_r, reply_w = os.pipe()
+        for fd in (self.command_w, self.reply_r):
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+        process_cap = limits.processes + (0 if self.uid is not None else threads_of(os.getuid()))
+        env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        env.update({k: "1" for k in THREADS_ENV}, HOME=str(self.scratch), PYTHONDONTWRITEBYTECODE="1",
+                   PYTHONHASHSEED="0", MPLBACKEND="Agg")
+        self.buffer, self.killed, self.oom_before = bytearray(), False, _oom_kills()
+        self.next_memory = time.monotonic() + MEMORY_EVERY
+        try:
+            self.proc = subprocess.Popen(
+                [python, "-I", str(root / "driver.py"), str(root / "task.json"), str(root / "inputs.npz"),
+                 str(command_r), str(reply_w)],
+                cwd=self.scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, pass_fds=(command_r, reply_w),
+                preexec_fn=preexec(limits, process_cap, self.uid, groups))
+        finally:
+            os.close(command_r)
+            os.close(reply_w)
+        self.reader = threading.Thread(target=_drain, args=(self.proc.stdout, limits.output_kb << 10, output),
+                                       daemon=True)
+        self.reader.start()
+
+    def ask(self, command, seconds, wall_deadline, violations):
+        """Send ``command`` with a fresh nonce; return the reply carrying it. Raises Ended."""
+        nonce = secrets.token_hex(16)
+        data = json.dumps(dict(command, nonce=nonce)).encode() + b"\n"
+        started = time.monotonic()
+        deadline = min(started + seconds, wall_deadline)
+        while True:
+            now = time.monotonic()
+            if data:
+                try:
+                    data = data[os.write(self.command_w, data):]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    data = b""   # it closed its end: its exit says why
+            if now >= self.next_memory:   # across calls: a scan of /proc costs more than a quick call
+                self.next_memory = now + MEMORY_EVERY
+                if memory_mb(self.proc.pid, self.uid) > self.limits.memory_mb:
+                    raise Ended(f"used more than {self.limits.memory_mb} MB of memory and was stopped")
+            if now >= deadline:
+                if deadline == wall_deadline:
+                    raise Ended(f"ran past the time limit ({self.limits.wall_seconds:g} s) and was stopped",
+                                restart=False)
+                raise Ended(f"timed out after {seconds:.2g} s")
+            exited = self.proc.poll() is not None
+            ready, _, _ = select.select([self.reply_r], [], [], 0 if exited else POLL)
+            if ready:
+                try:
+                    chunk = os.read(self.reply_r, 1 << 20)
+                except BlockingIOError:
+                    chunk = None
+                if chunk:
+                    self.buffer.extend(chunk)
+                    try:
+                        for frame in channel.frames(self.buffer, self.limits.file_mb << 20):
+                            message = channel.parse(frame)
+                            if "violation" in message:
+                                violations.append(channel.clean_text(message["violation"], 100))
+                            elif message.get("nonce") == nonce:
+                                return message
+                    except channel.Malformed as error:
+                        raise Ended(f"sent back something that is not a result ({error})") from None
+                    continue
+            if exited:
+                raise Ended(self._exit_reason())
+
+    def _exit_reason(self):
+        code = self.proc.returncode
+        if code == -signal.SIGKILL and not self.killed:
+            after = _oom_kills()
+            if after is not None and self.oom_before is not None and after > self.oom_before:
+                return OUT_OF_MEMORY
+        if code == -signal.SIGXCPU:
+            return f"was stopped: it used more than {self.limits.cpu_seconds} s of CPU time"
+        if code is not None and code < 0:
+            return f"was stopped by signal {signal.Signals(-code).name if -code in signal.valid_signals() else -code}"
+        return f"exited (status {code}) before it answered: os._exit or sys.exit in your code?"
+
+    def stop(self):
+        """Kill the child and everything it started, verified; remove its files."""
+        self.killed = True
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+        if self.uid is not None:
+            if not identity.clean_up(self.uid):
+                raise RuntimeError(f"processes of sandbox uid {self.uid} survived the sweep")
+        self.reader.join(timeout=5)
+        for fd in (self.command_w, self.reply_r):
+            os.close(fd)
+        identity.remove_tree(self.scratch)
+
+
+def _functions(step):
+    """The student's functions a step calls (directly, or handed to a builtin)."""
+    names = {step["call"]} | {r["fn"] for r in _refs(step) if "fn" in r}
+    return {n for n in names if not n.startswith("builtin:")}
+
+
+def _refs(step):
+    stack, out = list(step.get("args", [])) + list(step.get("kwargs", {}).values()), []
+    while stack:
+        ref = stack.pop()
+        out.append(ref)
+        stack += ref.get("list", [])
+    return out
+
+
+def _needs(step):
+    return {r["var"] for r in _refs(step) if "var" in r}
+
+
+class Run:
+    def __init__(self, student_files, task, limits, root, python):
+        self.files, self.task, self.limits, self.root, self.python = student_files, task, limits, root, python
+        self.result = ChildResult()
+        self.output = bytearray()
+        self.groups = [] if "torch" in task.get("forbidden", []) else [identity.LIBRARY_GID]
+        self.deadline = time.monotonic() + limits.wall_seconds
+        self.child, self.generation = None, 0
+        self.saved = {}       # save name -> generation of the child holding it
+        self.failed = {}      # save name -> why it is not there (in the student's words)
+        self.labels = {}      # save name -> whose result it is (a student's function or class)
+        self.stopped = {}     # student function -> why it is not called again
+        self.over = ""        # set when the plan's time is spent: nothing more runs
+        self.spent = limits.spent if limits.spent is not None else [0.0]   # seconds lost to calls that hung
+
+    def label(self, step):
+        own = sorted(_functions(step))
+        if own:
+            return own[0]
+        needed = sorted(_needs(step))
+        return self.labels.get(needed[0], "an earlier call") if needed else "an earlier call"
+
+    def message(self, reply):
+        """A failed reply in words, from its structured fields."""
+        failure = reply.get("failure")
+        if not isinstance(failure, dict):
+            return "failed"
+        if "unencodable" in failure:
+            return f"returned {channel.student_text(failure['unencodable'], 100)}, which is not plain data"
+        if "pick" in failure:
+            length = failure.get("length")
+            kind = channel.student_text(failure["pick"], 60)
+            return (f"returned a tuple of {length}, too short" if type(length) is int
+                    else f"returned a {kind}, not a tuple")
+        return channel.describe_failure(failure, self.files)
+
+    def new_child(self):
+        self.generation += 1
+        self.child = Child(self.root, self.limits, self.python, self.groups, self.output)
+        violations = []
+        try:
+            reply = self.child.ask({"import": True}, self.limits.import_seconds, self.deadline, violations)
+        except Ended as ended:
+            self.end_child()
+            return {"ok": False, "error": f"your code {ended.reason}" if "timed out" not in ended.reason
+                    else f"importing it {ended.reason}", "violations": violations}
+        record = {"ok": reply.get("ok") is True, "violations": violations,
+                  "seconds": reply.get("seconds") if isinstance(reply.get("seconds"), float) else 0.0}
+        if not record["ok"]:
+            record["error"] = self.message(reply)
+            self.end_child()
+        return record
+
+    def end_child(self):
+        if self.child is not None:
+            self.child.stop()
+            self.child = None
+
+    def skip_reason(self, step):
+        if self.over:
+            return f"not run: your code {self.over}"
+        for function in sorted(_functions(step)):
+            if function in self.stopped:
+                return f"not run: {function} {self.stopped[function]} on an earlier call"
+        for name in sorted(_needs(step)):
+            if name in self.failed:
+                return f"not run: it needs the result of {self.labels.get(name, 'an earlier call')}, " \
+                       f"which {self.failed[name]}"
+            if name in self.saved and self.saved[name] != self.generation + (self.child is None):
+                return f"not run: it needs the result of {self.labels.get(name, 'an earlier call')}, which was " \
+                       "lost when an earlier call stopped your code"
+        return ""
+
+    def step(self, step):
+        """The record of one step (also when it is not run)."""
+        if "save" in step:
+            self.labels[step["save"]] = self.label(step)
+        why = self.skip_reason(step)
+        budget = min(self.limits.call_seconds * float(step.get("timeout_factor", 1)),
+                     self.limits.hang_seconds - self.spent[0])
+        if not why and budget <= 0:
+            why = f"not run: calls in this file timed out for {self.limits.hang_seconds:g} s in all, the most a " \
+                  "file may lose that way"
+        if not why and self.child is None:
+            imported = self.new_child()
+            if not imported["ok"]:
+                why = f"not run: the file could not be imported again ({imported['error']})"
+                self.over = self.over or "could not be imported again"
+        if why:
+            return self.record_failure(step, why, [])
+        violations = []
+        command = {"step": {k: step[k] for k in ("call", "args", "kwargs", "save", "pick") if k in step}}
+        command["step"]["report"] = "id" in step
+        started = time.monotonic()
+        try:
+            reply = self.child.ask(command, budget, self.deadline, violations)
+        except Ended as ended:
+            if "timed out" in ended.reason:
+                self.spent[0] += time.monotonic() - started
+            self.end_child()
+            for function in _functions(step) if ended.reason != OUT_OF_MEMORY else ():
+                self.stopped[function] = "timed out" if "timed out" in ended.reason else "stopped your code"
+            if not ended.restart:
+                self.over = ended.reason
+            return self.record_failure(step, f"your code {ended.reason}" if "timed out" not in ended.reason
+                                       else ended.reason, violations)
+        record = {"ok": reply.get("ok") is True, "violations": violations, "error": "",
+                  "seconds": reply.get("seconds") if isinstance(reply.get("seconds"), float) else 0.0}
+        if record["ok"] and "id" in step:
+            try:
+                record["value"] = channel.decode(reply.get("value"))
+            except (channel.Malformed, RecursionError, MemoryError) as error:
+                record.update(ok=False, error=f"returned something the grader cannot read ({error})")
+        elif not record["ok"]:
+            record["error"] = self.message(reply)
+        if "save" in step:
+            if record["ok"]:
+                self.saved[step["save"]] = self.generation
+                self.failed.pop(step["save"], None)
+            else:
+                self.failed[step["save"]] = f"failed ({record['error']})"
+        return record
+
+    def record_failure(self, step, why, violations):
+        if "save" in step:
+            self.failed[step["save"]] = "could not run" if why.startswith("not run") else f"failed ({why})"
+        return {"ok": False, "error": why, "violations": violations, "seconds": 0.0}
+
+    def run(self):
+        records = self.result.records
+        imported = self.new_child()
+        records["__import__"] = imported
+        if not imported["ok"]:
+            self.result.problem = imported["error"]
+        else:
+            for step in self.task["steps"]:
+                record = self.step(step)
+                if "id" in step:
+                    records[step["id"]] = record
+            if self.over:
+                self.result.problem = self.over
+        self.end_child()
+        self.result.output = bytes(self.output)
+        return self.result
+
+
+def run(student_files, task, inputs, limits=None, python=None):
+    """Run ``task`` ({"module", "steps", "forbidden"}; steps as in driver.py, plus "id" to get a result back and
+    "timeout_factor") against ``student_files`` ({name: bytes}) with ``inputs`` ({key: array}).
+
+    Never raises because of what the student did; returns a ChildResult with a record for every step's id.
+    """
+    limits = limits or Limits()
+    if os.geteuid() == 0 and not _restricted:
+        identity.restrict_packages()
+        _restricted.append(True)
+    with tempfile.TemporaryDirectory(prefix="convlab-sandbox-") as tmp:
+        root = Path(tmp)
+        student_dir = root / "student"
+        student_dir.mkdir()
+        for name, data in student_files.items():
+            (student_dir / name).write_bytes(data)
+        shutil.copy(DRIVER, root / "driver.py")
+        (root / "task.json").write_text(json.dumps({"module": task["module"], "student_dir": str(student_dir),
+                                                    "forbidden": list(task.get("forbidden", []))}))
+        np.savez(root / "inputs.npz", **inputs)
+        for path in [root, student_dir, *student_dir.iterdir(), root / "driver.py", root / "task.json",
+                     root / "inputs.npz"]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        try:
+            return Run(student_files, task, limits, root, python or sys.executable).run()
+        except OSError as error:
+            return ChildResult(problem=f"could not start: the sandbox failed ({error}): tell your TA")
