@@ -24,7 +24,7 @@ def sandbox_problem():
         return ""
     said = plan.result.output.decode(errors="replace").strip().splitlines()
     why = plan.result.problem or value
-    who = f"uid {sandbox.sandbox_uid()}" if os.geteuid() == 0 else "this user"
+    who = "an unprivileged uid of their own" if os.geteuid() == 0 else "this user"
     return (f"the sandbox cannot run a trivial child here ({why}{': ' + said[-1] if said else ''}). Its children "
             f"run {sys.executable} as {who}, who must be able to enter every folder above that interpreter "
             "and read its packages: put the checkout and its .venv where every user can read them (not under "

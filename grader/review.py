@@ -27,7 +27,10 @@ def introspection(source):
         if isinstance(node, ast.Name):
             names = [node.id]
         elif isinstance(node, ast.Attribute):
-            names = [node.attr]
+            # model.eval() and torch.compile() are no dynamic code: the builtins count only by their own name
+            builtin = node.attr in ("exec", "eval", "compile") and not (
+                isinstance(node.value, ast.Name) and node.value.id in ("builtins", "__builtins__"))
+            names = [] if builtin else [node.attr]
             if node.attr in ("modules", "meta_path", "path_hooks") and isinstance(node.value, ast.Name) \
                     and node.value.id == "sys":   # not a model's .modules()
                 found.add(f"sys.{node.attr}")

@@ -1,14 +1,18 @@
 """Helpers shared by the project's tests."""
 import importlib.util
 import io
+import os
 import pickle
 import shutil
 import subprocess
 import sys
 import tarfile
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from grader import paths
 
@@ -92,3 +96,32 @@ def write_cifar(root, per_batch=40, test=60, test_labels=None, seed=0, archive=T
         for name, data in files.items():
             (root / "cifar-10-batches-py" / name).write_bytes(data)
     return files
+
+
+needs_cgroup = pytest.mark.skipif(os.geteuid() != 0 or not Path("/sys/fs/cgroup/memory").is_dir(),
+                                  reason="needs root and a cgroup-v1 memory hierarchy")
+
+
+def in_container(memory_mb, code, env=()):
+    """Run Python ``code`` in a fresh memory cgroup of ``memory_mb`` (a container of that size), with ``env``
+    added to the environment; its stdout."""
+    group = Path("/sys/fs/cgroup/memory") / f"convlab-test-{os.getpid()}-{time.monotonic_ns()}"
+    group.mkdir()
+    try:
+        (group / "memory.limit_in_bytes").write_text(str(memory_mb << 20))
+        swap = group / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            swap.write_text(str(memory_mb << 20))
+        completed = subprocess.run(["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$0" -c "$1"',
+                                    sys.executable, textwrap.dedent(code)], cwd=REPO,
+                                   env=dict(os.environ, PYTHONPATH=str(REPO), **dict(env)), capture_output=True, text=True,
+                                   timeout=300)
+        assert completed.returncode == 0, completed.stderr[-2000:]
+        return completed.stdout
+    finally:
+        for _ in range(50):   # the cgroup goes once its last process has been reaped
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)

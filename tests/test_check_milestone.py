@@ -15,7 +15,8 @@ from grader.checks import Outcome
 from grader.cnn import check_milestone, points
 from grader.grade import grade
 from grader.sandbox import Limits
-from support import REPO, solution, write_cifar
+from conftest import data_env
+from support import REPO, in_container, needs_cgroup, solution, write_cifar
 
 NAMES = [check_milestone.CHECK_TEST, check_milestone.ACCURACY_TEST]
 
@@ -198,3 +199,30 @@ def test_missing_test_data_is_the_instructors_error_and_the_rest_stands(tmp_path
 def test_an_outcome_share_overrides_the_cases():
     assert Outcome(share=0.25).fraction == 0.25
     assert Outcome(share=0.25, blocker="no").fraction == 0
+
+
+def _container_score(memory_mb, submission, data):
+    stdout = in_container(memory_mb, f"""
+        from grader.grade import grade
+        tests, _ = grade({str(submission)!r}, log=lambda message: None)
+        print(sum(t.score for t in tests), sum(t.max_score for t in tests))
+        """, env=data_env(data))
+    return tuple(float(v) for v in stdout.split()[-2:])
+
+
+@needs_cgroup
+def test_the_solutions_and_their_trained_checkpoint_score_full_marks_in_a_640_mb_container(full_submission, trained):
+    assert _container_score(640, full_submission, trained.data) == (100, 100)
+
+
+@needs_cgroup
+def test_a_full_submission_with_a_resnet18_checkpoint_scores_the_same_in_a_700_mb_container(tmp_path):
+    # resnet18's checkpoint (45 MB) is the largest: evaluated while the grader has not loaded torch itself.
+    write_cifar(tmp_path / "data", per_batch=10, test_labels=np.array([3] * 92 + [0, 1, 2, 4, 5, 6, 7, 8]))
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    for name in ("layers.py", "initializers.py", "resnet.py", "quiz.py"):
+        shutil.copy(REPO / "solutions/cnn" / name, submission)
+    (submission / "milestone.pt").write_bytes(checkpoint(constant_state("resnet18"), arch="resnet18"))
+    os.chmod(tmp_path, 0o755)
+    assert _container_score(700, submission, tmp_path / "data") == (100, 100)   # 92 % accuracy: full credit

@@ -220,7 +220,7 @@ def test_numpy_correlate_zeroes_the_function_with_a_message(tmp_path):
         results["1.1"].output
 
 
-def test_torch_imported_at_the_top_zeroes_the_function_that_uses_it_and_its_backward(tmp_path):
+def test_torch_imported_at_the_top_zeroes_the_function_that_uses_it_not_its_backward(tmp_path):
     source = SOLUTION.replace("import numpy as np\n", "import numpy as np\nimport torch\n", 1)
     assert source != SOLUTION
     source = mutate(source, "avg_pool_forward_naive",
@@ -228,10 +228,10 @@ def test_torch_imported_at_the_top_zeroes_the_function_that_uses_it_and_its_back
                     "    out = torch.nn.functional.avg_pool2d(torch.from_numpy(x), (PH, PW), stride=S).numpy()\n"
                     "    return out, (x, pool_param)\n")
     results = grade_source(tmp_path, source, Limits(wall_seconds=60, call_seconds=10, cpu_seconds=60))
-    # torch is out of the child's reach: the forward has no output, so its backward has no cache to run on.
-    assert_only(results, {"1.5", "1.6"})
+    # torch is out of the child's reach: the forward has no output, and its backward, which uses no torch, is
+    # graded on the documented correct cache instead, keeping its points.
+    assert_only(results, {"1.5"})
     assert results["1.5"].score == 0
-    assert "needs the result of avg_pool_forward_naive" in results["1.6"].output, results["1.6"].output
     assert "torch" in results["1.5"].output and "may not use" in results["1.5"].output, results["1.5"].output
 
 

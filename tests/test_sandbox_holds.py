@@ -20,6 +20,7 @@ from grader import sandbox
 from grader.paths import REPO
 from grader.regrade import regrade
 from grader.sandbox import channel, identity
+from support import in_container, needs_cgroup
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox drops privileges only when the grader is root")
 LIMITS = sandbox.Limits(wall_seconds=20, call_seconds=2)
@@ -425,34 +426,6 @@ def test_hostile_quiz_values_give_verdicts_not_an_internal_error(tmp_path):
         [t.output for t in tests]
 
 
-needs_cgroup = pytest.mark.skipif(os.geteuid() != 0 or not Path("/sys/fs/cgroup/memory").is_dir(),
-                                  reason="needs root and a cgroup-v1 memory hierarchy")
-
-
-def in_container(memory_mb, code):
-    """Run Python ``code`` in a fresh memory cgroup of ``memory_mb`` (a container of that size); its stdout."""
-    group = Path("/sys/fs/cgroup/memory") / f"convlab-test-{os.getpid()}-{time.monotonic_ns()}"
-    group.mkdir()
-    try:
-        (group / "memory.limit_in_bytes").write_text(str(memory_mb << 20))
-        swap = group / "memory.memsw.limit_in_bytes"
-        if swap.exists():
-            swap.write_text(str(memory_mb << 20))
-        completed = subprocess.run(["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$0" -c "$1"',
-                                    sys.executable, textwrap.dedent(code)], cwd=REPO,
-                                   env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
-                                   timeout=300)
-        assert completed.returncode == 0, completed.stderr[-2000:]
-        return completed.stdout
-    finally:
-        for _ in range(50):   # the cgroup goes once its last process has been reaped
-            try:
-                group.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
-
-
 @needs_cgroup
 def test_a_child_killed_by_the_containers_oom_killer_is_not_the_students_fault():
     # The "container" (300 MB) runs out before the grader's own watcher (4 GB) would act.
@@ -468,17 +441,6 @@ def test_a_child_killed_by_the_containers_oom_killer_is_not_the_students_fault()
     records = json.loads(stdout.splitlines()[-1])
     assert "the grading machine ran out of memory: tell your TA" in records["a"], records
     assert records["c"] == 1
-
-
-@needs_cgroup
-def test_the_solutions_score_full_marks_in_a_640_mb_container():
-    stdout = in_container(640, """
-        from grader.grade import grade
-        tests, _ = grade("solutions/cnn", log=lambda message: None)
-        print(sum(t.score for t in tests), sum(t.max_score for t in tests))
-        """)
-    score, possible = (float(v) for v in stdout.split()[-2:])
-    assert score == possible > 0
 
 
 def test_results_are_not_written_through_a_link_planted_at_a_guessable_name(tmp_path):
