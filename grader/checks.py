@@ -79,7 +79,7 @@ def _case_lines(cases):
     return lines
 
 
-def to_result(number, name, points, outcome, show_cases=True, visibility="visible"):
+def to_result(number, name, points, outcome, show_cases=True, visibility="visible", tags=()):
     if outcome is None:
         outcome = Outcome(blocker="not checked (an internal error of the grader: please tell your TA)")
     score = points * outcome.fraction
@@ -98,4 +98,4 @@ def to_result(number, name, points, outcome, show_cases=True, visibility="visibl
             lines += _case_lines(outcome.cases)
         lines += outcome.notes
     return TestResult(number=number, name=name, max_score=points, score=score, output="\n".join(lines),
-                      visibility=visibility)
+                      visibility=visibility, tags=tags)

@@ -69,8 +69,8 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
         log(f"{part}: checked in {time.monotonic() - started:.1f} s")
         for outcome in outcomes.values():
             leaderboard.update(outcome.leaderboard if outcome else {})
-        out += [dataclasses.replace(to_result(number, name, points, outcomes.get(name), spec.show_cases,
-                                              spec.visibility_of(number)), tags=(part,))
+        out += [to_result(number, name, points, outcomes.get(name), spec.show_cases, spec.visibility_of(number),
+                          tags=(part,))
                 for number, name, points in tests]
     notes = list(sub.notes)
     if not sub.files:
