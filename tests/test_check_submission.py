@@ -49,6 +49,19 @@ def test_the_solutions_pass_with_and_without_a_checkpoint(submission):
     assert "milestone.pt: ok" in result.stdout.splitlines()
 
 
+def test_a_file_may_import_the_given_modules_and_nothing_else_of_its_folder(submission):
+    _edit(submission, "layers.py", "import numpy as np\n", "import numpy as np\nfrom gradcheck import rel_error\n")
+    result, problems = run_check(submission)
+    assert result.returncode == 0 and not problems, result.stdout + result.stderr
+    (submission / "helpers.py").write_text("X = 1\n")
+    (submission / "quiz.py").write_text((submission / "quiz.py").read_text() + "\nimport helpers\n")
+    result, problems = run_check(submission)
+    assert result.returncode == 1
+    assert problems == ["quiz.py does not import on its own: ModuleNotFoundError: No module named 'helpers' (each "
+                        "file must stand alone: it may import the standard library, numpy, torch and the given "
+                        "gradcheck.py and cifar10.py, nothing else of yours)"]
+
+
 def _edit(folder, name, old, new):
     path = folder / name
     text = path.read_text()

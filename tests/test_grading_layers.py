@@ -292,3 +292,10 @@ def test_stubs_and_bugs_read_in_the_students_terms(tmp_path):
             if k == 0:
                 assert result.output.startswith(f"0 of ") and "not implemented yet" in result.output, result.output
                 assert result.output.count("\n") == 0, result.output   # said once, not once per case
+
+
+def test_a_file_importing_a_given_module_keeps_full_marks(tmp_path):
+    # The contract: a submitted file may import the handout's given modules; the grader supplies its copies.
+    source = SOLUTION.replace("import numpy as np\n", "import numpy as np\nfrom gradcheck import rel_error\n", 1)
+    assert source != SOLUTION
+    assert_only(grade_source(tmp_path, source), set())

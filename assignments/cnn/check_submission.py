@@ -151,12 +151,15 @@ def check_source(path, work):
     folder = Path(work) / name.rsplit(".", 1)[0]
     folder.mkdir()
     shutil.copy(path, folder / name)
+    for given in rules.GIVEN_MODULES:   # the grader runs each file beside its copies of these
+        shutil.copy(Path(__file__).with_name(given), folder / given)
     out = Path(work) / f"{name}.json"
     names = list(rules.SIGNATURES[name])
     status, last = _child(["-c", SIGNATURE_PROBE, str(folder), name[:-3], json.dumps(names), str(out)], work)
     if status:
         return problems + [f"{name} does not import on its own: {last} (each file must stand alone: it may "
-                           "import the standard library, numpy and torch, nothing else of yours)"]
+                           "import the standard library, numpy, torch and the given "
+                           f"{' and '.join(rules.GIVEN_MODULES)}, nothing else of yours)"]
     if not out.is_file():
         return problems + [f"{name} stops the interpreter while it is imported (sys.exit or os._exit at the top "
                            "level?): the autograder could not grade it"]

@@ -9,6 +9,7 @@ ASSIGNMENT = Assignment(
         "tests/torch_reference.py": "grader/cnn/oracles/layers.py",
         "tests/compare.py": "grader/compare.py",
         "cifar10.py": "grader/cnn/cifar10.py",
+        "gradcheck.py": "grader/cnn/gradcheck.py",
         "submission_rules.py": "grader/cnn/rules.py",
     },
     parts=points.PARTS,

@@ -27,6 +27,7 @@ import numpy as np
 
 from grader import stats
 from grader.checks import Outcome, blocked
+from grader.cnn.given import with_given
 from grader.plan import Plan
 from grader.sandbox.driver import builtin_normal_init
 
@@ -487,7 +488,7 @@ def check(files, rng, limits, names):
     """{test name: Outcome} for the tests in ``names``."""
     if FILE not in files:
         return blocked(names, f"{FILE} was not submitted")
-    source = {FILE: files[FILE]}
+    source = with_given({FILE: files[FILE]})
     plan = Plan(MODULE)
     shapes = Shapes(plan)
     fan_verdicts = _plan_fans(plan, shapes, rng)

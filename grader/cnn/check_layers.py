@@ -10,6 +10,7 @@ import numpy as np
 
 from grader.checks import Outcome, blocked
 from grader.cnn import cases, points, rules
+from grader.cnn.given import with_given
 from grader.cnn.oracles import layers as ref
 from grader.compare import compare
 from grader.plan import Plan, bindings, static_violations
@@ -414,7 +415,7 @@ def check(files, rng, limits, names):
     for family in FAMILIES:
         steps = family(source, rng, limits)
         plan = next(steps)
-        plan.run({FILE: source}, limits, forbidden=FORBIDDEN_MODULES)
+        plan.run(with_given({FILE: source}), limits, forbidden=FORBIDDEN_MODULES)
         error = plan.import_error()
         if error:
             return blocked(names, f"{FILE} could not be imported: {error}")

@@ -18,6 +18,7 @@ import math
 
 from grader.checks import Outcome, blocked
 from grader.cnn import quiz_variants as qv
+from grader.cnn.given import with_given
 from grader.plan import Plan
 
 FILE = "quiz.py"
@@ -248,7 +249,7 @@ def check(files, rng, limits, names):
         id = plan.call(case["kind"], *({"v": v} for v in args), id=f"d{i}")
         checked.append((TEST_OF_KIND[case["kind"]], case["category"], case, id, True))   # public values
     plan.call("alexnet_table", id="alexnet")
-    plan.run({FILE: files[FILE]}, limits)
+    plan.run(with_given({FILE: files[FILE]}), limits)
     error = plan.import_error()
     if error:
         return blocked(names, f"{FILE} could not be imported: {error}")

@@ -16,6 +16,7 @@ import torch
 from grader import stats
 from grader.checks import Outcome, blocked
 from grader.cnn import rules
+from grader.cnn.given import with_given
 from grader.cnn.oracles import resnet as ref
 from grader.compare import compare
 from grader.plan import Plan, bindings
@@ -262,7 +263,7 @@ def _run(source, rng, limits):
     # about 270 MB, so 500 here keeps the pair inside Gradescope's 768 MB.
     run_limits = dataclasses.replace(limits, wall_seconds=max(limits.wall_seconds, 60),
                                      memory_mb=max(limits.memory_mb, 500), cpu_seconds=max(limits.cpu_seconds, 120))
-    p.run({FILE: source}, run_limits, forbidden=FORBIDDEN_MODULES)
+    p.run(with_given({FILE: source}), run_limits, forbidden=FORBIDDEN_MODULES)
     return ck, jobs, zero_specs
 
 
