@@ -21,10 +21,14 @@ from support import REPO, in_container, needs_cgroup, solution, write_cifar
 NAMES = [check_milestone.CHECK_TEST, check_milestone.ACCURACY_TEST]
 
 
-def checkpoint(state, arch="resnet20", num_classes=10, **extra):
+def _saved(obj):
     buffer = io.BytesIO()
-    torch.save({"arch": arch, "num_classes": num_classes, "state_dict": state, **extra}, buffer)
+    torch.save(obj, buffer)
     return buffer.getvalue()
+
+
+def checkpoint(state, arch="resnet20", num_classes=10):
+    return _saved({"arch": arch, "num_classes": num_classes, "state_dict": state})
 
 
 def constant_state(arch="resnet20", label=3):
@@ -141,12 +145,6 @@ BAD = {
     "NaN weights": (lambda s: checkpoint(_with(s, "layer2.0.bn1.running_var", torch.full((32,), float("nan")))),
                     "32 values are NaN or infinite (in layer2.0.bn1.running_var): the training diverged"),
 }
-
-
-def _saved(obj):
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("case", BAD, ids=list(BAD))

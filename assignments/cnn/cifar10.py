@@ -264,7 +264,7 @@ def load(split, root=None, download=True, url=URL, progress=True):
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
-    arrays = _arrays(data_root(root) if root is None else root, download, url, progress)
+    arrays = _arrays(data_root() if root is None else root, download, url, progress)
     if split == "test":
         return arrays["test_x"], arrays["test_y"]
     cut = len(arrays["train_x"]) - min(VAL_SIZE, len(arrays["train_x"]) // 10)
@@ -279,7 +279,7 @@ def main(argv=None):
     parser.add_argument("--root", help="data folder (default: $CONVLAB_DATA, else datasets/ beside this file)")
     parser.add_argument("--no-download", action="store_true", help="only use what is already in the folder")
     args = parser.parse_args(argv)
-    root = data_root(args.root) if args.root is None else Path(args.root)
+    root = data_root() if args.root is None else Path(args.root)
     try:
         for split in SPLITS:
             x, y = load(split, root, download=not args.no_download)

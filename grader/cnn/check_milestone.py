@@ -65,16 +65,20 @@ def perturb(images, rng):
                   cols[:, None, None, :]]
 
 
-def _child_files(checkpoint):
-    return {FILE: checkpoint, **{name: path.read_bytes() for name, path in CHILD_FILES.items()}}
+def _run(plan, checkpoint, limits, seconds):
+    """Run ``plan`` beside the checkpoint and the grader's files, with at least ``seconds`` of wall and CPU time
+    and the memory a network takes."""
+    files = {FILE: checkpoint, **{name: path.read_bytes() for name, path in CHILD_FILES.items()}}
+    plan.run(files, dataclasses.replace(limits, memory_mb=max(limits.memory_mb, MEMORY_MB),
+                                        wall_seconds=max(limits.wall_seconds, seconds),
+                                        cpu_seconds=max(limits.cpu_seconds, int(seconds))))
 
 
 def inspect(checkpoint, limits):
     """(arch, problem): the checkpoint's architecture, and why it does not load strictly ("" when it does)."""
     plan = Plan("milestone_child")
     plan.call("describe", id="describe", timeout_factor=BATCH_TIMEOUT)
-    plan.run(_child_files(checkpoint), dataclasses.replace(limits, memory_mb=max(limits.memory_mb, MEMORY_MB),
-                                                           wall_seconds=max(limits.wall_seconds, 60)))
+    _run(plan, checkpoint, limits, 60)
     ok, found = plan.answer("describe")
     if not ok or not isinstance(found, dict):
         return None, f"{FILE} could not be inspected ({found if not ok else 'no answer'}): tell your TA"
@@ -118,18 +122,15 @@ def evaluate(checkpoint, images, limits):
     """(predictions, problem): the class the grader's copy of the network gives each image, or why not."""
     plan = Plan("milestone_child")
     plan.call("build", save="model", timeout_factor=BATCH_TIMEOUT)
-    for i, start in enumerate(range(0, len(images), BATCH)):
-        plan.call("predict", {"var": "model"}, plan.array(images[start:start + BATCH]),
-                  {"v": list(cifar10.MEAN)}, {"v": list(cifar10.STD)}, id=f"batch{i}", timeout_factor=BATCH_TIMEOUT)
-    seconds = 60 + SECONDS_PER_IMAGE * len(images)
-    plan.run(_child_files(checkpoint), dataclasses.replace(
-        limits, memory_mb=max(limits.memory_mb, MEMORY_MB), wall_seconds=max(limits.wall_seconds, seconds),
-        cpu_seconds=max(limits.cpu_seconds, int(seconds))))
+    batches = [images[start:start + BATCH] for start in range(0, len(images), BATCH)]
+    for i, batch in enumerate(batches):
+        plan.call("predict", {"var": "model"}, plan.array(batch), {"v": list(cifar10.MEAN)},
+                  {"v": list(cifar10.STD)}, id=f"batch{i}", timeout_factor=BATCH_TIMEOUT)
+    _run(plan, checkpoint, limits, 60 + SECONDS_PER_IMAGE * len(images))
     predictions = []
-    for i, start in enumerate(range(0, len(images), BATCH)):
+    for i, batch in enumerate(batches):
         ok, value = plan.answer(f"batch{i}")
-        expected = min(BATCH, len(images) - start)
-        if not ok or not isinstance(value, np.ndarray) or value.shape != (expected,):
+        if not ok or not isinstance(value, np.ndarray) or value.shape != (len(batch),):
             why = value if not ok else "it returned no predictions"
             return None, f"the evaluation of {FILE} did not finish ({why}): tell your TA"
         predictions.append(value)
