@@ -79,9 +79,44 @@ def _case_lines(cases):
     return lines
 
 
+# What a test says that its checker did not report on (the grader's bug; a regrade flags it for staff).
+NOT_CHECKED = "not checked (an internal error of the grader: please tell your TA)"
+
+
+def _count(n, noun):
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+# Sizes ("3x2", "64x3x3x5") and channel changes ("8->16") vary per draw; the words around them name the category.
+DRAWN_SIZES = re.compile(r"\d+(?:x\d+)+|\d+->\d+")
+
+
+def categories(label):
+    """The categories a case's label names, the same whatever was drawn: "hidden case 3 (stride 2, pad 0, tall
+    3x2 kernel)" is in "stride 2", "pad 0" and "tall kernel"."""
+    label = re.sub(r"^(hidden )?case \d+\s*", "", label)
+    phrases = (" ".join(DRAWN_SIZES.sub(" ", phrase).split()) for phrase in re.split(r"[(),]", label))
+    return sorted({phrase for phrase in phrases if re.search("[a-z]", phrase)})
+
+
+def failed_categories(outcome):
+    """{category: [cases failed, cases]} where some of a test's cases passed and others failed: the categories
+    where bugs hide. Staff only (results.json's extra_data); None where it tells nothing."""
+    if outcome is None or outcome.blocker or outcome.share is not None or \
+            all(c.ok for c in outcome.cases) or not any(c.ok for c in outcome.cases):
+        return None
+    found = {}
+    for case in outcome.cases:
+        for category in categories(case.label):
+            counts = found.setdefault(category, [0, 0])
+            counts[0] += not case.ok
+            counts[1] += 1
+    return found
+
+
 def to_result(number, name, points, outcome, show_cases=True, visibility="visible", tags=()):
     if outcome is None:
-        outcome = Outcome(blocker="not checked (an internal error of the grader: please tell your TA)")
+        outcome = Outcome(blocker=NOT_CHECKED)
     score = points * outcome.fraction
     if outcome.blocker:
         lines = [outcome.blocker]
@@ -89,8 +124,9 @@ def to_result(number, name, points, outcome, show_cases=True, visibility="visibl
         lines = list(outcome.notes)
     else:
         passed = sum(c.ok for c in outcome.cases)
-        lines = [f"{passed} of {len(outcome.cases)} cases passed" if passed < len(outcome.cases)
-                 else f"all {len(outcome.cases)} cases passed"]
+        total = len(outcome.cases)
+        lines = [f"{passed} of {_count(total, 'case')} passed" if passed < total
+                 else (f"all {total} cases passed" if total > 1 else "its one case passed")]
         failures = {c.message for c in outcome.cases if not c.ok}
         if len(failures) == 1 and passed == 0 and len(outcome.cases) > 1:
             lines[0] += f": {failures.pop()}"  # one reason for every case: say it once

@@ -3,6 +3,7 @@ import argparse
 import contextlib
 import sys
 
+from grader import similarity
 from grader.assignments import DEFAULT, get_assignment
 
 
@@ -18,6 +19,11 @@ def _sandbox_refused(args):
 
     problem = sandbox_problem()
     return _error(args, problem, status=1) if problem else None
+
+
+def _unknown_parts(args):
+    unknown = sorted(set(args.part or ()) - set(args.spec.parts))
+    return _error(args, f"no part {', '.join(unknown)} (parts: {', '.join(args.spec.parts)})") if unknown else None
 
 
 def _release(args):
@@ -44,9 +50,8 @@ def _grade(args):
 
     if not Path(args.submission).exists():
         return _error(args, f"no such file or folder: {args.submission}")
-    unknown = sorted(set(args.part or ()) - set(args.spec.parts))
-    if unknown:
-        return _error(args, f"no part {', '.join(unknown)} (parts: {', '.join(args.spec.parts)})")
+    if (problem := _unknown_parts(args)) is not None:
+        return problem
     if (refused := _sandbox_refused(args)) is not None:
         return refused
     metadata = gradescope_metadata(args.metadata) if args.metadata else None
@@ -56,7 +61,7 @@ def _grade(args):
                                      log=lambda message: tqdm.write(message, file=sys.stderr))
     if args.dump_cases:
         print(f"hidden cases (calls as JSON, inputs as npz, prints as .out) written to {args.dump_cases}/")
-    print(table(tests))
+    print(table(tests, verbose=args.verbose))
     print(extra["output"])
     for name, kinds in extra["extra_data"]["review"].items():
         print(f"for review (TA, no points): {name} uses {', '.join(kinds)}")
@@ -79,14 +84,22 @@ def _build(args):
 def _regrade(args):
     from pathlib import Path
 
-    from grader.regrade import regrade
+    from grader.regrade import ExportError, regrade
 
-    if not Path(args.export).is_dir():
-        return _error(args, f"not a folder: {args.export}")
+    if not Path(args.export).exists():
+        return _error(args, f"no such export (a zip or a folder): {args.export}")
+    if (problem := _unknown_parts(args)) is not None:
+        return problem
+    if args.jobs is not None and args.jobs < 1:
+        return _error(args, "--jobs must be at least 1")
     if (refused := _sandbox_refused(args)) is not None:
         return refused
-    rows = regrade(args.export, args.out, args.assignment)
-    print(f"{len(rows)} submission(s) regraded: results and scores.csv in {args.out}/")
+    try:
+        rows = regrade(args.export, args.out, args.assignment, args.part, args.jobs, args.similarity)
+    except ExportError as error:
+        return _error(args, error, status=1)
+    graded = len({row["submission"] for row in rows})
+    print(f"{graded} submission(s) regraded: results, scores.csv, similarity.csv and report.html in {args.out}/")
     return 0
 
 
@@ -124,12 +137,20 @@ def build_parser():
     grade.add_argument("--seed", type=int, help="use this hidden-case seed (results.json: extra_data.seed)")
     grade.add_argument("--dump-cases", metavar="DIR",
                        help="TA: also write the hidden cases (calls and input values) to DIR")
+    grade.add_argument("--verbose", action="store_true", help="staff: every test's whole feedback under its row")
     grade.set_defaults(run=_grade)
 
-    regrade = commands.add_parser("regrade", help="grade every submission of an export folder")
-    regrade.add_argument("export", help="a folder of submissions (folders or zips), e.g. a Gradescope export")
+    regrade = commands.add_parser("regrade", help="grade every submission of a Gradescope export")
+    regrade.add_argument("export", help="Gradescope's export zip, its folder (or the folder above it), or a "
+                                        "folder of submissions (folders or zips)")
     regrade.add_argument("--assignment", default=DEFAULT)
     regrade.add_argument("--out", default="regrade", help="output folder (default: regrade)")
+    regrade.add_argument("--part", action="append", help="grade only this part (repeatable)")
+    regrade.add_argument("--jobs", type=int, help="submissions graded at once, each in a process of its own "
+                                                  "(default: the cores this process may use)")
+    regrade.add_argument("--similarity", type=float, metavar="SHARE", default=similarity.THRESHOLD,
+                         help="list the pairs of files that share at least this share of their code "
+                              f"(default {similarity.THRESHOLD})")
     regrade.set_defaults(run=_regrade)
 
     gradescope = commands.add_parser("gradescope", help="run an autograder zip on a submission as Gradescope would")

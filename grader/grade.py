@@ -20,8 +20,11 @@ import grader
 from grader import results, submission
 from grader.review import review
 from grader.assignments import get_assignment
-from grader.checks import blocked, to_result
+from grader.checks import blocked, failed_categories, to_result
 from grader.sandbox import Limits
+
+# What a test says when the grader itself failed on it (a regrade flags it for staff).
+INTERNAL_ERROR = "the grader failed on this part (an internal error, not your code): please tell your TA"
 
 
 def gradescope_metadata(path):
@@ -47,7 +50,7 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
     limits = limits or Limits()
     sub = submission.load(path, spec.submission_files)
     seed = sub.seed(metadata) if seed is None else seed
-    out, leaderboard = [], {}
+    out, leaderboard, categories = [], {}, {}
     chosen = [(part, entry) for part, entry in spec.parts.items() if not parts or part in parts]
     progress = tqdm(chosen, desc="grading", unit="part", file=sys.stderr, disable=None, leave=False)
     for part, (file, tests) in progress:
@@ -64,14 +67,15 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
                                          names)
             except Exception:  # the grader's own bug: this part gets a message, the run goes on
                 log(f"internal error while checking {part}:\n{traceback.format_exc()}")
-                outcomes = blocked(names, "the grader failed on this part (an internal error, not your code): "
-                                          "please tell your TA")
+                outcomes = blocked(names, INTERNAL_ERROR)
         log(f"{part}: checked in {time.monotonic() - started:.1f} s")
         for outcome in outcomes.values():
             leaderboard.update(outcome.leaderboard if outcome else {})
         out += [to_result(number, name, points, outcomes.get(name), spec.show_cases, spec.visibility_of(number),
                           tags=(part,))
                 for number, name, points in tests]
+        categories.update({number: found for number, name, _ in tests
+                           if (found := failed_categories(outcomes.get(name)))})
     notes = list(sub.notes)
     if not sub.files:
         notes.append("no gradable file found: submit " + ", ".join(spec.submission_files)
@@ -81,7 +85,7 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
     extra = {"output": "\n".join(notes + [f"convlab grader {grader.__version__}; hidden-case seed {seed}"]),
              "visibility": spec.visibility, "stdout_visibility": "hidden",
              "extra_data": {"version": grader.__version__, "seed": str(seed), "files": sorted(sub.files),
-                            "review": review(sub.files)}}
+                            "review": review(sub.files), "failed_categories": categories}}
     if leaderboard:
         extra["leaderboard"] = [{"name": name, "value": value} for name, value in leaderboard.items()]
     return out, extra

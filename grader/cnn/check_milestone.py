@@ -33,6 +33,9 @@ BATCH = 100
 BATCH_TIMEOUT = 15
 SECONDS_PER_IMAGE = 0.05
 MAX_SHIFT = 2
+# Without the data set nothing is graded; a regrade flags the submissions whose tests say so.
+NO_TEST_SET = ("the grading machine has no CIFAR-10 test set, so the milestone could not be graded: the "
+               "instructor's setup, not your file; tell your TA")
 MEMORY_MB = 550   # torch (220 MB), a resnet18 twice over (load, then channels_last: 90 MB), activations
 
 
@@ -151,8 +154,7 @@ def check(files, rng, limits, names):
         images, labels = test_set()
     except cifar10.DataError as error:
         print(f"milestone: no CIFAR-10 test set here, so no milestone is graded: {error}", file=sys.stderr)
-        return blocked(names, "the grading machine has no CIFAR-10 test set, so the milestone could not be "
-                              "graded: the instructor's setup, not your file; tell your TA")
+        return blocked(names, NO_TEST_SET)
     arch, problem = inspect(files[FILE], limits)
     loads = Outcome()
     loads.add(f"{FILE} loads into the grader's {arch or 'network'} (its keys, shapes and values)", not problem,
