@@ -71,9 +71,12 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
         log(f"{part}: checked in {time.monotonic() - started:.1f} s")
         for outcome in outcomes.values():
             leaderboard.update(outcome.leaderboard if outcome else {})
-        out += [to_result(number, name, points, outcomes.get(name), spec.show_cases, spec.visibility_of(number),
-                          tags=(part,))
-                for number, name, points in tests]
+        checked = [to_result(number, name, points, outcomes.get(name), spec.show_cases, spec.visibility_of(number),
+                             tags=(part,))
+                   for number, name, points in tests]
+        if file in sub.file_notes:   # the file was uploaded more than once: each of its tests says which was graded
+            checked = [dataclasses.replace(r, output=f"{r.output}\n{sub.file_notes[file]}") for r in checked]
+        out += checked
         categories.update({number: found for number, name, _ in tests
                            if (found := failed_categories(outcomes.get(name)))})
     notes = list(sub.notes)

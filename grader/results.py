@@ -7,6 +7,7 @@ subTest, no skips, no setUpClass, so no result can vanish and no failure can abo
 """
 import io
 import json
+import textwrap
 import time
 import unittest
 from dataclasses import dataclass
@@ -90,15 +91,20 @@ def write(results, path, extra=None, started=None):
     return data
 
 
-def table(results, width=100):
-    """One line per test: number, whole name, points, and the first line of its verdict; then the total."""
+def table(results, width=100, verbose=False):
+    """One line per test: number, whole name, points, and the first line of its verdict; then the total.
+    ``verbose`` (for staff): each test's whole feedback under its line, wrapped to ``width``."""
     name_width = max([len(r.name) for r in results] + [5])
     lines = [f"{'test':<6} {'name':<{name_width}} {'points':>13}  verdict", "-" * width]
     for r in sorted(results, key=_test_key):
-        verdict = r.output.strip().splitlines()[0] if r.output.strip() else ""
+        said = r.output.strip().splitlines()
         room = max(width - name_width - 24, 20)
-        verdict = verdict if len(verdict) <= room else verdict[: room - 3] + "..."
-        lines.append(f"{r.number:<6} {r.name:<{name_width}} {r.score:6.2f} / {r.max_score:<5g} {verdict}")
+        verdict = "" if verbose or not said else (said[0] if len(said[0]) <= room else said[0][: room - 3] + "...")
+        lines.append(f"{r.number:<6} {r.name:<{name_width}} {r.score:6.2f} / {r.max_score:<5g} {verdict}".rstrip())
+        if verbose:
+            lines += [wrapped for line in said
+                      for wrapped in textwrap.wrap(line, width, initial_indent="    ",
+                                                   subsequent_indent="    " + " " * (len(line) - len(line.lstrip())))]
     total, possible = sum(r.score for r in results), sum(r.max_score for r in results)
     lines += ["-" * width, f"{'':<6} {'total':<{name_width}} {total:6.2f} / {possible:<5g}"]
     return "\n".join(lines)

@@ -1,12 +1,17 @@
 """Read a submission (a folder or a zip) into memory: only the allowed files, never extracted to disk.
 
 Files may sit at the top level or one folder deep (Gradescope uploads often are); the top-level one counts
-when both exist. Anything else in the submission is ignored. Each file's size is capped before it is read,
+when both exist, and of several one folder deep (``old/layers.py``, ``final/layers.py``) the newest, by the
+zip's time or the file's; the student is told which. A file deeper than that is not graded, and its tests say
+where it was found. Anything else in the submission is ignored. Each file's size is capped before it is read,
 so a zip bomb or a huge upload costs nothing but its own points.
 """
 import hashlib
 import json
+import os
+import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -19,6 +24,7 @@ class Submission:
     files: dict = field(default_factory=dict)   # name -> bytes
     notes: list = field(default_factory=list)   # what went wrong reading it, in words for the student
     skipped: dict = field(default_factory=dict)   # name -> why a file that was there was not read
+    file_notes: dict = field(default_factory=dict)   # name -> what a student should know about the file graded
 
     def seed(self, metadata=None):
         """A 64-bit seed from the files' contents (and Gradescope's submission id): a regrade of the same
@@ -36,30 +42,41 @@ def _limit(name):
 
 
 def _pick(candidates, allowed):
-    """``candidates``: (relative posix path, size, reader). Top level wins over one folder deep."""
-    chosen, skipped = {}, {}
-    for depth in (1, 2):
-        for path, size, read in candidates:
-            parts = PurePosixPath(path).parts
-            if len(parts) != depth or parts[-1] not in allowed or parts[-1] in chosen:
-                continue
-            if any(p.startswith(("__MACOSX", ".")) for p in parts):
-                continue
-            if size > _limit(parts[-1]):
-                skipped[parts[-1]] = (f"{path} is {size / 2**20:.1f} MB, over the "
-                                      f"{_limit(parts[-1]) / 2**20:.0f} MB limit: not graded")
-                chosen[parts[-1]] = None
-                continue
-            chosen[parts[-1]] = read()
-    return {k: v for k, v in chosen.items() if v is not None}, skipped
+    """``candidates``: (relative posix path, size, modification time, reader). Of the places a file is found,
+    the top level wins, then the newest one folder deep; deeper ones are not graded. Returns the files read,
+    why a file that was there was not read, and a note per file found in several places."""
+    found = {}
+    for path, size, when, read in candidates:
+        parts = PurePosixPath(path).parts
+        if parts and parts[-1] in allowed and not any(p.startswith(("__MACOSX", ".")) for p in parts):
+            found.setdefault(parts[-1], []).append((len(parts), -when, path, size, read))
+    files, skipped, notes = {}, {}, {}
+    for name, places in found.items():
+        depth, _, path, size, read = min(places, key=lambda place: place[:3])
+        if depth > 2:
+            skipped[name] = (f"{name} was found at {path}, {depth - 1} folders deep, where it is not graded "
+                             "(upload it at the top level)")
+            continue
+        others = sorted(p for d, _, p, _, _ in places if p != path)
+        if others:
+            why = "the top-level one counts" if depth == 1 else "the newest one counts"
+            notes[name] = f"note: {name} was uploaded {len(places)} times ({', '.join([path] + others)}): {why}, " \
+                          f"so {path} was graded"
+        if size > _limit(name):
+            skipped[name] = f"{path} is {size / 2**20:.1f} MB, over the {_limit(name) / 2**20:.0f} MB limit: not graded"
+        else:
+            files[name] = read()
+    return files, skipped, notes
 
 
 def _from_folder(folder, allowed):
     candidates = []
-    for path in folder.rglob("*"):
-        rel = path.relative_to(folder)
-        if len(rel.parts) <= 2 and path.is_file() and not path.is_symlink():
-            candidates.append((rel.as_posix(), path.stat().st_size, path.read_bytes))
+    for where, _, names in os.walk(folder):   # links to folders are not followed
+        for name in names:
+            path = Path(where, name)
+            if name in allowed and path.is_file() and not path.is_symlink():
+                info = path.stat()
+                candidates.append((path.relative_to(folder).as_posix(), info.st_size, info.st_mtime, path.read_bytes))
     return _pick(candidates, allowed)
 
 
@@ -70,7 +87,8 @@ def _from_zip(path, allowed):
             if info.is_dir():
                 continue
             name = info.filename.replace("\\", "/").strip("/")
-            candidates.append((name, info.file_size, lambda info=info: _read_member(archive, info)))
+            candidates.append((name, info.file_size, time.mktime(info.date_time + (0, 0, -1)),
+                               lambda info=info: _read_member(archive, info)))
         return _pick(candidates, allowed)
 
 
@@ -89,13 +107,13 @@ def load(path, allowed):
     try:
         if path.is_dir():
             zips = [p for p in path.iterdir() if p.suffix == ".zip" and p.is_file()]
-            files, skipped = _from_folder(path, allowed)
-            if not files and len(zips) == 1:  # a zip uploaded as the only file
-                files, skipped = _from_zip(zips[0], allowed)
+            picked = _from_folder(path, allowed)
+            if not picked[0] and len(zips) == 1:  # a zip uploaded as the only file
+                picked = _from_zip(zips[0], allowed)
         else:
-            files, skipped = _from_zip(path, allowed)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
+            picked = _from_zip(path, allowed)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as error:
         submission.notes.append(f"the submission could not be read ({error}): graded as empty")
         return submission
-    submission.files, submission.skipped = files, skipped
+    submission.files, submission.skipped, submission.file_notes = picked
     return submission
