@@ -8,7 +8,6 @@ metadata) is graded too, each entry keyed by its name.
 
 Each submission is graded in a process of its own, as a single grade is: a crash costs its row, not the run.
 """
-import csv
 import json
 import multiprocessing
 import os
@@ -58,14 +57,23 @@ def is_export(folder):
     return (folder / METADATA).is_file() or any(SUBMISSION_ID.fullmatch(p.name) for p in folder.iterdir())
 
 
+def _unpack(path, scratch):
+    """Unpack an export zip, each file keeping its time: of a file uploaded twice, the newer is graded."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            target = archive.extract(info, scratch)   # names are made safe: nothing lands outside scratch
+            if not info.is_dir():
+                when = time.mktime(info.date_time + (0, 0, -1))
+                os.utime(target, (when, when))
+
+
 def find_export(path, scratch):
     """The export folder in ``path``: a Gradescope export zip (unpacked into ``scratch``), its folder, or the
     folder one level above it."""
     path = Path(path)
     if path.is_file():
         try:
-            with zipfile.ZipFile(path) as archive:
-                archive.extractall(scratch)   # member names are made safe: nothing lands outside scratch
+            _unpack(path, scratch)
         except (zipfile.BadZipFile, OSError) as error:
             raise ExportError(f"{path} is not a readable zip ({error})") from None
         path = Path(scratch)

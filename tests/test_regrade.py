@@ -1,0 +1,227 @@
+"""A whole Gradescope export regraded: identities, every test's score as a single grade gives it, the flags, the
+report and the similarity of a copied solution. Graded on two parts (layers and quiz) to keep it quick."""
+import base64
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+
+from grader import paths
+from grader.grade import grade
+from grader.regrade import ExportError, entries, find_export
+
+SOLUTIONS = paths.solutions_dir("cnn")
+STUBS = paths.assignments_dir("cnn")
+PARTS = ["layers", "quiz"]
+METADATA = """\
+submission_101:
+  :submitters:
+  - :name: Ada Lovelace
+    :sid: '1001'
+    :email: ada@example.edu
+  :created_at: 2026-04-26 17:34:00.861687000 Z
+  :score: 80.0
+submission_102:
+  :submitters:
+  - :name: Alan Turing
+    :sid: '1002'
+    :email: alan@example.edu
+  - :name: Grace Hopper
+    :sid: '1003'
+    :email: grace@example.edu
+submission_103:
+  :submitters:
+  - :name: Copy Cat
+    :sid: '1004'
+    :email: cat@example.edu
+submission_104:
+  :submitters:
+  - :name: Messy Uploader
+    :sid: '1005'
+submission_105:
+  :submitters:
+  - :name: Syntax Slip
+    :sid: '1006'
+    :email: slip@example.edu
+submission_106:
+  :submitters:
+  - :name: Crash Test
+    :sid: '1007'
+    :email: crash@example.edu
+submission_107:
+  :submitters:
+  - :name: Stub Only
+    :sid: '1008'
+    :email: stub@example.edu
+submission_108:
+  :submitters:
+  - :name: Zip Upload
+    :sid: '1009'
+    :email: zip@example.edu
+"""
+
+
+def renamed(source):
+    """A copy that hides itself: every local name of the solution's layers renamed."""
+    for old, new in (("xp", "padded"), ("window", "patch"), ("H_out", "rows_out"), ("W_out", "cols_out"),
+                     ("out", "result"), ("cache", "memo"), ("dout", "upstream")):
+        source = re.sub(rf"\b{old}\b", new, source)
+    return source
+
+
+def write(folder, name, text, when=None):
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    if when is not None:
+        os.utime(path, (when, when))
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    """``(zip, folder)``: a Gradescope-shaped export of eight submissions, and the same unpacked."""
+    root = tmp_path_factory.mktemp("export")
+    folder = root / "assignment_42_export"
+    layers, quiz = (SOLUTIONS / "layers.py").read_text(), (SOLUTIONS / "quiz.py").read_text()
+    stub_layers, stub_quiz = (STUBS / "layers.py").read_text(), (STUBS / "quiz.py").read_text()
+    write(folder, "submission_metadata.yml", METADATA)
+    write(folder, "submission_101/layers.py", layers)
+    write(folder, "submission_101/quiz.py", quiz)
+    # The group's conv uses the kernel's height for the output's width: square kernels pass, the others fail.
+    write(folder, "submission_102/layers.py", layers.replace("W_out = 1 + (W + 2 * P - WW) // S",
+                                                             "W_out = 1 + (W + 2 * P - HH) // S"))
+    write(folder, "submission_103/layers.py", renamed(layers))
+    write(folder, "submission_104/old/quiz.py", stub_quiz, when=time.time() - 86400)   # the stub, then the work
+    write(folder, "submission_104/final/quiz.py", quiz, when=time.time() - 3600)
+    write(folder, "submission_104/work/cnn/layers.py", layers)
+    write(folder, "submission_105/layers.py", layers + "\ndef broken(:\n    pass\n")
+    write(folder, "submission_105/quiz.py", quiz)
+    write(folder, "submission_106/quiz.py", quiz)
+    write(folder, "submission_107/layers.py", stub_layers)
+    write(folder, "submission_107/quiz.py", stub_quiz)
+    (folder / "submission_108").mkdir()
+    with zipfile.ZipFile(folder / "submission_108" / "upload.zip", "w") as upload:
+        upload.writestr("quiz.py", quiz)
+    archive = root / "export.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(folder.rglob("*")):
+            z.write(path, path.relative_to(root))
+    return archive, folder
+
+
+@pytest.fixture(scope="module")
+def regraded(export, tmp_path_factory):
+    """The export's zip regraded by the command line with --jobs 2; submission 106's grade crashes (the place
+    of its results is taken by a folder, so the grade cannot write them)."""
+    out = tmp_path_factory.mktemp("regrade")
+    (out / "submission_106.json").mkdir()
+    run = subprocess.run([sys.executable, "-m", "grader", "regrade", str(export[0]), "--out", str(out), "--jobs", "2",
+                          *(arg for part in PARTS for arg in ("--part", part))],
+                         cwd=paths.REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    with open(out / "scores.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return out, rows, run
+
+
+def test_the_export_is_found_in_its_zip_its_folder_and_the_folder_above(export, tmp_path):
+    archive, folder = export
+    assert find_export(folder, tmp_path) == folder
+    assert find_export(folder.parent, tmp_path) == folder
+    unpacked = find_export(archive, tmp_path / "scratch")
+    assert unpacked.name == "assignment_42_export" and (unpacked / "submission_101" / "layers.py").is_file()
+    found = entries(folder)
+    assert [e.key for e in found] == [str(i) for i in range(101, 109)]
+    assert [p["name"] for p in found[1].submitters] == ["Alan Turing", "Grace Hopper"]
+    assert found[3].submitters == [{"name": "Messy Uploader", "email": "", "sid": "1005"}]
+    assert found[0].metadata == {"id": 101}
+
+
+def test_a_broken_metadata_file_is_one_clear_error(tmp_path):
+    (tmp_path / "submission_1").mkdir()
+    (tmp_path / "submission_metadata.yml").write_text("submission_1: [unclosed\n")
+    with pytest.raises(ExportError, match="submission_metadata.yml cannot be read"):
+        entries(tmp_path)
+
+
+def test_scores_have_every_submitter_and_every_test_as_a_single_grade_gives_them(export, regraded):
+    _, folder = export
+    out, rows, run = regraded
+    assert [(r["submission"], r["name"], r["sid"]) for r in rows][:3] == [
+        ("101", "Ada Lovelace", "1001"), ("102", "Alan Turing", "1002"), ("102", "Grace Hopper", "1003")]
+    assert rows[2]["email"] == "grace@example.edu" and len(rows) == 9
+    numbers = ["1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7", "1.8", "1.9", "1.10", "1.11",
+               "4.1", "4.2", "4.3", "4.4", "4.5"]
+    assert list(rows[0])[:6] == ["submission", "name", "email", "sid", "total", "max_score"]
+    assert list(rows[0])[6:22] == numbers
+    by_id = {r["submission"]: r for r in rows}
+    for key in ("101", "102", "103", "104", "105", "107", "108"):
+        tests, extra = grade(folder / f"submission_{key}", metadata={"id": int(key)}, parts=PARTS,
+                             log=lambda m: None)
+        single = {t.number: t.score for t in tests}
+        assert {n: float(by_id[key][n]) for n in numbers} == pytest.approx(single, abs=1e-4), key
+        assert by_id[key]["seed"] == extra["extra_data"]["seed"]
+        assert float(by_id[key]["total"]) == pytest.approx(sum(single.values()))
+    assert float(by_id["101"]["total"]) == 55 and float(by_id["107"]["total"]) == 0
+    assert 0 < float(by_id["102"]["1.1"]) < 6   # square kernels pass
+    assert float(by_id["104"]["4.5"]) == 1 and float(by_id["104"]["1.1"]) == 0   # the newer quiz.py; layers too deep
+    assert float(by_id["105"]["1.1"]) == 0 and float(by_id["105"]["4.1"]) == 2
+    assert float(by_id["108"]["total"]) == 10
+    assert "regrade: 8 of 8 submissions graded (1 could not be graded)" in run.stderr
+
+
+def test_a_crashed_grade_is_a_row_with_its_error_and_the_others_are_graded(regraded):
+    out, rows, _ = regraded
+    crashed = [r for r in rows if r["submission"] == "106"]
+    assert len(crashed) == 1 and crashed[0]["total"] == "" and crashed[0]["name"] == "Crash Test"
+    assert crashed[0]["grader_error"].startswith("the grade failed: IsADirectoryError")
+    assert "logs/submission_106.log" in crashed[0]["grader_error"]
+    assert [r["grader_error"] for r in rows if r["submission"] != "106"] == [""] * 8
+    assert (out / "logs" / "submission_106.log").read_text().count("Traceback") == 1
+
+
+def test_messy_uploads_say_which_file_was_graded(regraded):
+    import json
+
+    out, _, _ = regraded
+    tests = {t["number"]: t["output"] for t in json.loads((out / "submission_104.json").read_text())["tests"]}
+    note = "note: quiz.py was uploaded 2 times (final/quiz.py, old/quiz.py): the newest one counts, so " \
+           "final/quiz.py was graded"
+    assert all(tests[n].rstrip().endswith(note) for n in ("4.1", "4.2", "4.3", "4.4", "4.5"))
+    assert tests["1.1"].startswith("layers.py was found at work/cnn/layers.py, 2 folders deep, where it is not "
+                                   "graded (upload it at the top level)")
+
+
+def test_the_copied_solution_is_paired_and_the_stubs_are_not(regraded):
+    out, _, _ = regraded
+    with open(out / "similarity.csv", newline="") as f:
+        pairs = list(csv.DictReader(f))
+    assert list(pairs[0]) == ["submission_a", "submission_b", "file", "score"]
+    copied = [p for p in pairs if (p["submission_a"], p["submission_b"], p["file"]) == ("101", "103", "layers.py")]
+    assert len(copied) == 1 and float(copied[0]["score"]) > 0.95
+    assert not [p for p in pairs if "107" in (p["submission_a"], p["submission_b"])]   # stubs are boilerplate
+    page = out / "similarity" / "layers.py-101-103.html"
+    assert "padded" in page.read_text() and "<mark" in page.read_text()
+
+
+def test_the_report_has_its_sections_its_plots_and_the_flags(regraded):
+    out, _, _ = regraded
+    report = (out / "report.html").read_text()
+    for section in ("scores", "tests", "hidden-case", "leaderboard", "flagged"):
+        assert f"<section id='{section}'>" in report
+    images = re.findall(r"src='data:image/png;base64,([^']+)'", report)
+    assert len(images) == 2 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert "http" not in report.replace("side by side</a>", "")   # nothing to fetch
+    categories = report[report.index("<section id='hidden-case'>"):report.index("<section id='leaderboard'>")]
+    assert re.search(r"<td>1\.1</td><td>conv_forward_naive</td><td>(tall|wide) kernel: (\d+) of \2 cases failed",
+                     categories), categories
+    flagged = report[report.index("<section id='flagged'>"):]
+    assert "106 (Crash Test)" in flagged and "the grade failed: IsADirectoryError" in flagged
+    assert "href='similarity/layers.py-101-103.html'" in flagged
+    assert "8 submissions (9 students)" in report
