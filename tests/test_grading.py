@@ -149,11 +149,10 @@ def test_regrade_an_export_with_the_seeds_gradescope_used(tmp_path):
     shutil.copy(STUBS / "quiz.py", export / "submission_12")
     (export / "submission_13.zip").write_bytes(b"not a zip")
     rows = regrade(export, tmp_path / "out")
-    assert [(r["submission"], r["score"]) for r in rows] == [("submission_11", 10), ("submission_12", 0),
-                                                              ("submission_13", 0)]
+    assert [(r["submission"], r["total"]) for r in rows] == [("11", 10), ("12", 0), ("13", 0)]
     _, extra = grade(export / "submission_11", metadata={"id": 11}, log=lambda m: None)
     assert rows[0]["seed"] == extra["extra_data"]["seed"]
-    assert (tmp_path / "out" / "scores.csv").read_text().startswith("submission,score,max_score,seed")
+    assert (tmp_path / "out" / "scores.csv").read_text().startswith("submission,name,email,sid,total,max_score,")
     assert json.loads((tmp_path / "out" / "submission_12.json").read_text())["score"] == 0
 
 

@@ -313,8 +313,8 @@ def test_in_a_regrade_one_submission_cannot_harm_the_next(tmp_path):
         (export / name).mkdir(parents=True)
         (export / name / "layers.py").write_text(source)
     rows = regrade(export, tmp_path / "out")
-    scores = {row["submission"]: row["score"] for row in rows}
-    assert scores["submission_2"] == 45, scores   # layers alone: the rest is not submitted
+    scores = {row["submission"]: row["total"] for row in rows}
+    assert scores["2"] == 45, scores   # layers alone: the rest is not submitted
     assert list(stolen.iterdir()) == []
 
 

@@ -30,6 +30,7 @@ def test_a_run_learns_and_writes_the_contracts_checkpoint_and_log(trained):
 
 @pytest.mark.parametrize("amp", ["fp16", "bf16"])
 def test_mixed_precision_paths_run_on_the_cpu(trained, tmp_path, amp):
+    (tmp_path / "m.pt").write_bytes(b"an earlier run's")
     run = subprocess.run([sys.executable, "train.py", "--epochs", "1", "--train-subset", "32", "--batch-size", "16",
                           "--amp", amp, "--out", str(tmp_path / "m.pt"), "--log", str(tmp_path / "log.json")],
                          cwd=trained.folder, capture_output=True, text=True, timeout=600,
@@ -39,6 +40,10 @@ def test_mixed_precision_paths_run_on_the_cpu(trained, tmp_path, amp):
     assert log["amp"] == {"fp16": "float16", "bf16": "bfloat16"}[amp]
     state = torch.load(tmp_path / "m.pt", weights_only=True)["state_dict"]
     assert all(v.dtype in (torch.float32, torch.int64) for v in state.values())   # the weights stay float32
+    out = tmp_path / "m.pt"
+    assert run.stdout.startswith(f"{out} exists already: this run replaces it after its first epoch")
+    assert run.stdout.rstrip().endswith(f"Gradescope grades only a file named milestone.pt: rename {out} to "
+                                        "milestone.pt before you upload it")
 
 
 def test_bad_input_is_one_line(trained, tmp_path):

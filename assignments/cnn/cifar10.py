@@ -26,6 +26,7 @@ import http.client
 import io
 import os
 import pickle
+import shlex
 import sys
 import tarfile
 import urllib.error
@@ -246,7 +247,7 @@ def _arrays(root, allow_download, url, progress):
     else:
         if problems:
             raise DataError(problems[0])
-        raise DataError(f"CIFAR-10 is not in {root}: run `python cifar10.py` to download it, put {ARCHIVE} "
+        raise DataError(f"CIFAR-10 is not in {root}: run `{fetch_command(root)}` to download it, put {ARCHIVE} "
                         "there, or set CONVLAB_DATA to the folder that has it")
     train = [_parse_batch(files[n], n) for n in TRAIN_FILES]
     test_x, test_y = _parse_batch(files[TEST_FILES[0]], TEST_FILES[0])
@@ -254,6 +255,18 @@ def _arrays(root, allow_download, url, progress):
               "test_x": test_x, "test_y": test_y}
     _write_cache(root / CACHE, arrays, verified=_verifying())
     return arrays
+
+
+def _typed(path):
+    """``path`` as one types it here: relative to the current folder when it is below it, else absolute."""
+    path, here = Path(os.path.abspath(path)), Path.cwd()
+    return shlex.quote(str(path.relative_to(here)) if path.is_relative_to(here) else str(path))
+
+
+def fetch_command(root):
+    """The command that fetches CIFAR-10 into ``root``, as it runs from the current folder (a notebook's, the
+    handout's, a checkout's)."""
+    return f"{_typed(sys.executable)} {_typed(__file__)} --root {_typed(root)}"
 
 
 def load(split, root=None, download=True, url=URL, progress=True):

@@ -62,6 +62,8 @@ print(f"{ARCH}: {sum(p.numel() for p in model.parameters()):,} parameters")
 # momentum, a learning rate that warms up for an epoch and then follows a cosine down to zero. After every
 # epoch it measures the accuracy on a validation split (5,000 training images it never trains on) and writes
 # `milestone.pt` and `train_log.json` into the handout folder, so a session that dies loses one epoch at most.
+# A `milestone.pt` already there is replaced after the first epoch (the first line printed says so): rename it
+# before you run the cell if you want to keep it.
 
 # %%
 options = ["--arch", ARCH, "--device", DEVICE, "--out", str(HANDOUT / "milestone.pt"),
