@@ -130,3 +130,15 @@ def test_a_folder_that_does_not_exist_is_a_usage_error(tmp_path):
     assert result.returncode == 2 and "not a folder" in result.stderr.splitlines()[-1]
     assert os.path.basename(str(tmp_path / "nowhere")) in result.stderr
 
+
+
+def test_functions_still_raising_not_implemented_error_are_listed_with_their_own_exit_status(tmp_path):
+    submission = handout_copy(tmp_path, with_solutions=["layers.py", "initializers.py", "resnet.py"])
+    result = subprocess.run([sys.executable, "check_submission.py"], cwd=submission, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 3, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "quiz.py: gradable, but these still raise NotImplementedError (their tests would score zero): " \
+           "conv_output_size, pool_output_size, conv_layer, pool_layer, fc_layer, alexnet_table" in lines
+    assert lines[-1] == "6 functions not implemented yet: upload when you are done, or now for the points of the rest."
+    assert "layers.py: ok" in lines

@@ -6,7 +6,11 @@
 It looks for what would stop the autograder from grading a file at all, and says so in one line per problem:
 a missing or misnamed file, a file that does not import on its own, a forbidden import in layers.py, a graded
 function whose name or parameters differ from the assignment's, and a milestone.pt that does not load into
-the network it names. It exits with status 0 only when every file is fine.
+the network it names. It also lists the functions that still raise NotImplementedError, as the stubs do
+(they would score zero, but the rest of the file is graded).
+
+Exit status: 0 when every file is fine, 1 when a file has a problem, 3 when the files are fine but some
+functions are not implemented yet (2 is a wrong command line).
 
 It grades nothing and runs no test: `pytest` runs the public tests, and the autograder its hidden ones. The
 rules it checks are the autograder's own (``submission_rules.py``).
@@ -207,6 +211,29 @@ def check_checkpoint(path, folder, work):
     return [] if status == 0 else [f"{path.name}: {last}"]
 
 
+def _raises_not_implemented(function):
+    for node in ast.walk(function):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            raised = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(raised, ast.Name) and raised.id == "NotImplementedError":
+                return True
+    return False
+
+
+def unfinished(path):
+    """The functions and methods of the Python file at ``path`` that still raise NotImplementedError."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except SyntaxError:
+        return []   # check() says so
+    found = []
+    for node in tree.body:
+        methods = [(f"{node.name}.", m) for m in node.body] if isinstance(node, ast.ClassDef) else [("", node)]
+        found += [prefix + m.name for prefix, m in methods
+                  if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)) and _raises_not_implemented(m)]
+    return found
+
+
 def check(folder):
     """[(file, problems)] for every file of a submission in ``folder``, in the assignment's order."""
     present = sorted(p.name for p in folder.iterdir() if p.is_file())
@@ -234,18 +261,26 @@ def main(argv=None):
     folder = parser.parse_args(argv).folder
     if not folder.is_dir():
         parser.error(f"not a folder: {folder}")
-    count = 0
+    count, todo = 0, 0
     for name, problems in check(folder):
         if problems is None:
             print(f"{name}: not here yet (train it with train.py); you can upload the other files without it")
         elif problems:
             print("\n".join(problems))
             count += len(problems)
+        elif name.endswith(".py") and (functions := unfinished(folder / name)):
+            print(f"{name}: gradable, but these still raise NotImplementedError (their tests would score zero): "
+                  f"{', '.join(functions)}")
+            todo += len(functions)
         else:
             print(f"{name}: ok")
     if count:
         print(f"{count} problem(s): fix them before you upload.")
         return 1
+    if todo:
+        print(f"{todo} function{'s' * (todo != 1)} not implemented yet: upload when you are done, or now for the "
+              "points of the rest.")
+        return 3
     print("All set: upload these files to Gradescope (loose, or in one folder).")
     return 0
 
