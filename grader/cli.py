@@ -1,4 +1,5 @@
-"""Command line: ``python -m grader {release,grade,regrade,gradescope,build} ...`` (also installed as ``convlab``)."""
+"""Command line: ``python -m grader {release,grade,regrade,gradescope,small-cifar,build} ...`` (also installed as
+``convlab``)."""
 import argparse
 import contextlib
 import sys
@@ -103,6 +104,23 @@ def _regrade(args):
     return 0
 
 
+def _small_cifar(args):
+    from pathlib import Path
+
+    from grader.cnn.small_cifar import write_cifar
+
+    write_cifar(args.folder, per_batch=args.per_batch, test=args.test)
+    data = Path(args.folder).resolve()
+    env = f"CONVLAB_DATA={data} CONVLAB_DATA_UNVERIFIED=1"
+    print(f"wrote a small CIFAR-10 in the official format to {data}/ ({5 * args.per_batch:,} training and "
+          f"{args.test:,} test images, each class a colour plus noise). Its md5s are not the official ones, so "
+          "the loader takes it only with CONVLAB_DATA_UNVERIFIED=1. Try the milestone with it:\n"
+          f"  {env} python train.py --arch resnet20 --epochs 6 --batch-size 16 --lr 0.05 --amp off\n"
+          "    (in a copy of the handout whose resnet.py is finished: a few minutes on a CPU), then\n"
+          f"  {env} python -m grader grade SUBMISSION   (a folder holding that milestone.pt)")
+    return 0
+
+
 def _gradescope(args):
     from pathlib import Path
 
@@ -160,6 +178,14 @@ def build_parser():
     gradescope.add_argument("--out", default="results.json", help="where to keep Gradescope's results.json")
     gradescope.add_argument("--metadata", help="a submission_metadata.json to use (default: a stand-in, id 1)")
     gradescope.set_defaults(run=_gradescope)
+
+    small = commands.add_parser("small-cifar", help="write a small CIFAR-10 (official format) to try the "
+                                                    "milestone without the real data")
+    small.add_argument("folder", help="where to write cifar-10-python.tar.gz")
+    small.add_argument("--assignment", default=DEFAULT)
+    small.add_argument("--per-batch", type=int, default=200, help="images per training batch (five batches)")
+    small.add_argument("--test", type=int, default=500, help="test images")
+    small.set_defaults(run=_small_cifar)
 
     build = commands.add_parser("build", help="write DIR/A-handout.zip and DIR/A-autograder.zip")
     build.add_argument("assignment", nargs="?", default=DEFAULT)

@@ -3,6 +3,7 @@ format: every source (archive, unpacked folder, cache, download), resuming, and 
 import hashlib
 import http.server
 import os
+import re
 import pickle
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from grader.cnn import cifar10
-from support import REPO, write_cifar
+from support import REPO, load_module, write_cifar
 
 
 @pytest.fixture
@@ -78,9 +79,16 @@ def test_a_file_with_the_official_md5_passes_the_check(tmp_path, monkeypatch):
     assert cifar10.load("test", tmp_path, download=False)[0].shape == (60, 3, 32, 32)
 
 
-def test_missing_truncated_incomplete_and_forged_data_are_one_line_errors(tmp_path, unverified):
-    with pytest.raises(cifar10.DataError, match=r"CIFAR-10 is not in .*python cifar10.py"):
+def test_missing_truncated_incomplete_and_forged_data_are_one_line_errors(tmp_path, unverified, monkeypatch):
+    with pytest.raises(cifar10.DataError, match=r"CIFAR-10 is not in .*cifar10.py"):
         cifar10.load("train", tmp_path / "nothing", download=False)
+    # The command it names runs from where it is said: the checkout's root (the demo), the handout's folder.
+    handout = load_module(REPO / "assignments" / "cnn" / "cifar10.py")
+    for module, folder, script in ((cifar10, REPO, "grader/cnn/cifar10.py"),
+                                   (handout, REPO / "assignments" / "cnn", "cifar10.py")):
+        monkeypatch.chdir(folder)
+        with pytest.raises(module.DataError, match=rf"run `\S*python\S* {script} --root {tmp_path}/nothing`"):
+            module.load("train", tmp_path / "nothing", download=False)
     write_cifar(tmp_path / "t")
     archive = tmp_path / "t" / cifar10.ARCHIVE
     archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
@@ -177,12 +185,13 @@ def test_no_network_is_one_line_that_says_what_to_do(tmp_path):
 
 def test_the_command_line_says_one_line_and_exits_1(tmp_path):
     env = dict(os.environ, CONVLAB_DATA=str(tmp_path))
-    run = subprocess.run([sys.executable, str(REPO / "grader/cnn/cifar10.py"), "--no-download"], env=env,
+    run = subprocess.run([sys.executable, str(REPO / "grader/cnn/cifar10.py"), "--no-download"], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert run.stderr.strip().splitlines() == [f"cifar10: CIFAR-10 is not in {tmp_path}: run `python cifar10.py` "
-                                                "to download it, put cifar-10-python.tar.gz there, or set "
-                                                "CONVLAB_DATA to the folder that has it"]
+    [line] = run.stderr.strip().splitlines()
+    assert re.fullmatch(rf"cifar10: CIFAR-10 is not in {tmp_path}: run `\S*python\S* grader/cnn/cifar10.py --root "
+                        rf"{tmp_path}` to download it, put cifar-10-python.tar.gz there, or set CONVLAB_DATA to the "
+                        "folder that has it", line), line
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the loader as a user who cannot write")
