@@ -5,12 +5,16 @@ it (page cache and /dev/shm included); ``--memory-mb`` caps that cgroup, as a co
 
     .venv/bin/python scripts/benchmark.py [SUBMISSION] [--repeat N] [--memory-mb MB]
     .venv/bin/python scripts/benchmark.py --milestone
+    .venv/bin/python scripts/benchmark.py --regrade [N]
 
 ``--milestone`` measures the milestone instead, on a CIFAR-10-sized test split of 10,000 generated images in
 the official format (the cost does not depend on what the images show): its evaluation on one core for a
 resnet20 and a resnet18 checkpoint; the training script's CPU throughput beside a plain PyTorch loop over the
 same model and data (one core, same batch size); and the whole grade of the solutions with a resnet18
 checkpoint, with the smallest memory cgroup (in 50 MB steps) in which it still scores the same.
+
+``--regrade`` measures a regrade's throughput: an export of N (default 8) copies of the four solution files,
+regraded with ``--jobs 1`` and then ``--jobs 2``, and the ratio of the two rates.
 """
 import argparse
 import math
@@ -159,7 +163,9 @@ def training_throughput(images=1536, batch_size=128):
 def milestone(memory_mb=None):
     sys.path.insert(0, str(REPO / "tests"))
     import torch
-    from support import solution, write_cifar
+    from support import solution
+
+    from grader.cnn.small_cifar import write_cifar
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -194,14 +200,40 @@ def milestone(memory_mb=None):
         print(f"smallest container (50 MB steps) that gives the same score: {cap} MB")
 
 
+def regrade_throughput(count):
+    """Submissions a minute regrading ``count`` copies of the solutions, with one job and with two."""
+    with tempfile.TemporaryDirectory() as tmp:
+        export = Path(tmp) / "assignment_1_export"
+        for i in range(count):
+            folder = export / f"submission_{i + 1}"
+            folder.mkdir(parents=True)
+            for name in ("layers.py", "initializers.py", "resnet.py", "quiz.py"):
+                shutil.copy(REPO / "solutions" / "cnn" / name, folder)
+        rates = {}
+        for jobs in (1, 2):
+            started = time.monotonic()
+            run = subprocess.run([sys.executable, "-m", "grader", "regrade", str(export), "--jobs", str(jobs), "--out",
+                                  str(Path(tmp) / f"out{jobs}")], cwd=REPO, capture_output=True, text=True)
+            seconds = time.monotonic() - started
+            rates[jobs] = 60 * count / seconds
+            print(f"regrade of {count} submissions (the four solution files), --jobs {jobs}: {seconds:.1f} s, "
+                  f"{rates[jobs]:.1f} submissions a minute (exit {run.returncode})")
+        print(f"throughput --jobs 2 / --jobs 1: {rates[2] / rates[1]:.2f} ({len(os.sched_getaffinity(0))} cores)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submission", nargs="?", default=str(REPO / "solutions" / "cnn"))
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--memory-mb", type=int, help="cap the grade's memory cgroup, as a container would")
     parser.add_argument("--milestone", action="store_true", help="measure the milestone (see above)")
+    parser.add_argument("--regrade", type=int, nargs="?", const=8, metavar="N",
+                        help="measure a regrade's throughput on N submissions (see above)")
     parser.add_argument("--throughput", action="store_true", help=argparse.SUPPRESS)   # milestone's child run
     args = parser.parse_args()
+    if args.regrade:
+        regrade_throughput(args.regrade)
+        return
     if args.throughput:
         print(*training_throughput())
         return

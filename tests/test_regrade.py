@@ -225,3 +225,24 @@ def test_the_report_has_its_sections_its_plots_and_the_flags(regraded):
     assert "106 (Crash Test)" in flagged and "the grade failed: IsADirectoryError" in flagged
     assert "href='similarity/layers.py-101-103.html'" in flagged
     assert "8 submissions (9 students)" in report
+
+
+def test_in_a_zip_the_newer_copy_by_its_zip_time_counts_and_a_deep_file_is_named(tmp_path):
+    from grader.submission import load
+
+    upload = tmp_path / "upload.zip"
+    with zipfile.ZipFile(upload, "w") as z:
+        z.writestr(zipfile.ZipInfo("final/quiz.py", date_time=(2026, 11, 2, 9, 0, 0)), "new = 1\n")
+        z.writestr(zipfile.ZipInfo("old/quiz.py", date_time=(2026, 11, 1, 9, 0, 0)), "old = 1\n")
+        z.writestr("a/b/c/layers.py", "x = 1\n")
+    sub = load(upload, ["quiz.py", "layers.py"])
+    assert sub.files == {"quiz.py": b"new = 1\n"}
+    assert sub.file_notes["quiz.py"] == ("note: quiz.py was uploaded 2 times (final/quiz.py, old/quiz.py): the "
+                                         "newest one counts, so final/quiz.py was graded")
+    assert sub.skipped["layers.py"] == ("layers.py was found at a/b/c/layers.py, 3 folders deep, where it is not "
+                                        "graded (upload it at the top level)")
+    with zipfile.ZipFile(upload, "a") as z:
+        z.writestr("quiz.py", "top = 1\n")
+    sub = load(upload, ["quiz.py"])
+    assert sub.files == {"quiz.py": b"top = 1\n"} and "the top-level one counts, so quiz.py was graded" in \
+        sub.file_notes["quiz.py"]

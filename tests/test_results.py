@@ -64,3 +64,39 @@ def test_where_no_case_passed_each_failure_is_one_line():
         "0 of 4 cases passed",
         "  FAIL 2 cases: not implemented yet (NotImplementedError in conv_output_size)",
         "  FAIL 2 cases: not implemented yet (NotImplementedError in pool_output_size)"]
+
+
+def test_case_counts_are_worded_for_one_case_too():
+    one = Outcome()
+    one.add("milestone.pt loads", True)
+    assert to_result("5.1", "milestone checkpoint", 3, one).output.splitlines()[0] == "its one case passed"
+    one.cases[0].ok = False
+    assert to_result("5.1", "milestone checkpoint", 3, one).output.splitlines()[0] == "0 of 1 case passed"
+
+
+def test_the_verbose_table_shows_every_line_of_feedback_wrapped():
+    feedback = "1 of 2 cases passed\n  FAIL hidden case 2 (stride 2, pad 0): " + "out differs " * 12
+    plain = table([Result("1.1", "conv_forward_naive", 6, 3, feedback)], width=60)
+    assert "FAIL" not in plain
+    lines = table([Result("1.1", "conv_forward_naive", 6, 3, feedback)], width=60, verbose=True).splitlines()
+    assert lines[2].rstrip().endswith("3.00 / 6") and lines[3] == "    1 of 2 cases passed"
+    assert lines[4].startswith("      FAIL hidden case 2 (stride 2, pad 0): out differs")
+    assert all(len(line) <= 60 for line in lines[3:-2]) and lines[5].startswith("      ")
+    assert " ".join(line.strip() for line in lines[4:-2]).endswith("out differs " * 11 + "out differs")
+
+
+def test_failed_categories_count_the_cases_of_a_test_that_passed_some():
+    from grader.checks import categories, failed_categories
+
+    assert categories("hidden case 3 (stride 2, pad 0, tall 3x2 kernel, batch of 1), train mode") == \
+        ["batch of 1", "pad 0", "stride 2", "tall kernel", "train mode"]
+    assert categories("BasicBlock 8->16, stride 2 (projection), eval mode") == \
+        ["BasicBlock", "eval mode", "projection", "stride 2"]
+    outcome = Outcome()
+    outcome.add("hidden case 1 (stride 1, square 3x3 kernel)", True)
+    outcome.add("hidden case 2 (stride 2, tall 3x2 kernel)", False, "out is off")
+    outcome.add("hidden case 3 (stride 2, square 2x2 kernel)", True)
+    assert failed_categories(outcome) == {"stride 1": [0, 1], "stride 2": [1, 2], "square kernel": [0, 2],
+                                          "tall kernel": [1, 1]}
+    outcome.cases[1].ok = True
+    assert failed_categories(outcome) is None   # all passed: nothing to tell
