@@ -54,7 +54,7 @@ class Graded:
 
 
 def is_export(folder):
-    return (folder / METADATA).is_file() or any(SUBMISSION_ID.fullmatch(p.name) for p in folder.iterdir())
+    return (folder / METADATA).is_file() or any(SUBMISSION_ID.fullmatch(p.stem) for p in folder.iterdir())
 
 
 def _unpack(path, scratch):
