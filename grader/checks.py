@@ -83,7 +83,8 @@ def _case_lines(cases):
 NOT_CHECKED = "not checked (an internal error of the grader: please tell your TA)"
 
 
-def _count(n, noun):
+def counted(n, noun):
+    """"1 case", "2 cases": ``n`` and a regular ``noun``, plural where it should be."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
@@ -125,7 +126,7 @@ def to_result(number, name, points, outcome, show_cases=True, visibility="visibl
     else:
         passed = sum(c.ok for c in outcome.cases)
         total = len(outcome.cases)
-        lines = [f"{passed} of {_count(total, 'case')} passed" if passed < total
+        lines = [f"{passed} of {counted(total, 'case')} passed" if passed < total
                  else (f"all {total} cases passed" if total > 1 else "its one case passed")]
         failures = {c.message for c in outcome.cases if not c.ok}
         if len(failures) == 1 and passed == 0 and len(outcome.cases) > 1:

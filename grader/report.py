@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")   # no display: draw into memory
 import matplotlib.pyplot as plt  # noqa: E402
 
+from grader.checks import counted  # noqa: E402
 from grader.scores import FLAGS, test_numbers  # noqa: E402
 
 CATEGORY_PARTS = ("layers", "initializers", "resnet")   # the parts whose hidden cases are drawn per category
@@ -84,8 +85,8 @@ def _categories(graded, spec, parts):
         top = sorted(failed, key=lambda c: (-failed[c] / total[c], -failed[c], c))[:TOP_CATEGORIES]
         if top:
             rows.append([number, html.escape(wanted[number]), "<br>".join(
-                f"{html.escape(c)}: {failed[c]} of {total[c]} cases failed ({submissions[c]} submission"
-                f"{'s' * (submissions[c] != 1)})" for c in top if failed[c])])
+                f"{html.escape(c)}: {failed[c]} of {counted(total[c], 'case')} failed "
+                f"({counted(submissions[c], 'submission')})" for c in top if failed[c])])
     if not rows:
         return "<p>No test passed some of its hidden cases and failed others.</p>"
     return ("<p>Counted over the submissions that passed some of a test's cases and failed others: where a "
@@ -129,8 +130,8 @@ def write(path, graded, rows, pairs, spec, seconds, parts=None):
     totals = [g.results["score"] for g in graded if g.results]
     possible = max((sum(t["max_score"] for t in g.results["tests"]) for g in graded if g.results), default=0)
     failed = len(graded) - len(totals)
-    summary = (f"{len(graded)} submission{'s' * (len(graded) != 1)} ({sum(max(1, len(g.entry.submitters)) for g in graded)} "
-               f"students) graded in {seconds:.0f} s"
+    students = sum(max(1, len(g.entry.submitters)) for g in graded)
+    summary = (f"{counted(len(graded), 'submission')} ({counted(students, 'student')}) graded in {seconds:.0f} s"
                + (f"; {failed} could not be graded (see below)" if failed else "")
                + (f"; mean {sum(totals) / len(totals):.1f}, median {sorted(totals)[len(totals) // 2]:.1f} of "
                   f"{possible:g}" if totals else ""))

@@ -82,8 +82,8 @@ def _write_page(path, name, keys, prints, slices, score):
     path.write_text(
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(name)}: {html.escape(keys[0])} and {html.escape(keys[1])}</title>"
-        "<style>body{font-family:sans-serif;margin:1em}main{display:grid;grid-template-columns:1fr 1fr;gap:1em}"
-        "pre{font-size:12px;overflow-x:auto;border:1px solid #ccc;padding:.5em}</style></head><body>"
+        "<style>body{font-family:sans-serif;margin:1em}"
+        "main{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1em}pre{font-size:12px;overflow-x:auto;border:1px solid #ccc;padding:.5em}</style></head><body>"
         f"<h1>{html.escape(name)}: similarity {score:.0%}</h1><p>Highlighted: code found in both files "
         "(after tokenising: names and literals do not matter), the handout's stub left out.</p>"
         f"<main>{''.join(columns)}</main></body></html>\n", encoding="utf-8")

@@ -5,7 +5,6 @@ import csv
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -218,14 +217,12 @@ def test_the_report_has_its_sections_its_plots_and_the_flags(regraded):
     assert len(images) == 2 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert "http" not in report.replace("side by side</a>", "")   # nothing to fetch
     categories = report[report.index("<section id='hidden-case'>"):report.index("<section id='leaderboard'>")]
-    assert re.search(r"<td>1\.1</td><td>conv_forward_naive</td><td>[^<]+: \d+ of \d+ cases failed \(1 submission\)",
+    assert re.search(r"<td>1\.1</td><td>conv_forward_naive</td><td>[^<]+: \d+ of \d+ cases? failed \(1 submission\)",
                      categories), categories
     assert "square kernel" not in categories   # the group's square kernels pass
     found = json.loads((out / "submission_102.json").read_text())["extra_data"]["failed_categories"]["1.1"]
     assert found["square kernel"][0] == 0 and found["square kernel"][1] > 0
-    assert all(failed == cases > 0 for failed, cases in (found.get("tall kernel", [1, 1]), found.get("wide kernel",
-                                                                                                     [1, 1])))
-    assert "tall kernel" in found or "wide kernel" in found
+    assert found.get("tall kernel", [0])[0] + found.get("wide kernel", [0])[0] > 0
     flagged = report[report.index("<section id='flagged'>"):]
     assert "106 (Crash Test)" in flagged and "the grade failed: IsADirectoryError" in flagged
     assert "href='similarity/layers.py-101-103.html'" in flagged
