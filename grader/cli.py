@@ -93,6 +93,8 @@ def _regrade(args):
         return problem
     if args.jobs is not None and args.jobs < 1:
         return _error(args, "--jobs must be at least 1")
+    if not 0 < args.similarity <= 1:
+        return _error(args, "--similarity is a share of the code: above 0, at most 1")
     if (refused := _sandbox_refused(args)) is not None:
         return refused
     try:
@@ -182,10 +184,9 @@ def build_parser():
     small = commands.add_parser("small-cifar", help="write a small CIFAR-10 (official format) to try the "
                                                     "milestone without the real data")
     small.add_argument("folder", help="where to write cifar-10-python.tar.gz")
-    small.add_argument("--assignment", default=DEFAULT)
     small.add_argument("--per-batch", type=int, default=200, help="images per training batch (five batches)")
     small.add_argument("--test", type=int, default=500, help="test images")
-    small.set_defaults(run=_small_cifar)
+    small.set_defaults(run=_small_cifar, assignment=DEFAULT)
 
     build = commands.add_parser("build", help="write DIR/A-handout.zip and DIR/A-autograder.zip")
     build.add_argument("assignment", nargs="?", default=DEFAULT)

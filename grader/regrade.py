@@ -53,8 +53,14 @@ class Graded:
     error: str = ""                               # why the grade failed, for staff
 
 
+def _is_submission(path):
+    return (path.is_dir() or path.suffix == ".zip") and not path.name.startswith(("__MACOSX", "."))
+
+
 def is_export(folder):
-    return (folder / METADATA).is_file() or any(SUBMISSION_ID.fullmatch(p.stem) for p in folder.iterdir())
+    """Whether ``folder`` is an export: its metadata, or submission_<id> folders or zips."""
+    return (folder / METADATA).is_file() or any(SUBMISSION_ID.fullmatch(p.stem) and _is_submission(p)
+                                                for p in folder.iterdir())
 
 
 def _unpack(path, scratch):
@@ -81,8 +87,7 @@ def find_export(path, scratch):
         raise ExportError(f"no such export (a zip or a folder): {path}")
     if is_export(path):
         return path
-    inner = [p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(("__MACOSX", "."))
-             and is_export(p)]
+    inner = [p for p in sorted(path.iterdir()) if _is_submission(p) and p.is_dir() and is_export(p)]
     if len(inner) > 1:
         raise ExportError(f"{path} holds several exports ({', '.join(p.name for p in inner)}): regrade one")
     return inner[0] if inner else path
@@ -116,7 +121,7 @@ def entries(export):
     submitters = read_submitters(export)
     found = []
     for path in export.iterdir():
-        if path.name.startswith(("__MACOSX", ".")) or not (path.is_dir() or path.suffix == ".zip"):
+        if not _is_submission(path):
             continue
         match = SUBMISSION_ID.fullmatch(path.stem)
         key = match.group(1) if match else path.stem

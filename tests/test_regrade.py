@@ -133,6 +133,9 @@ def regraded(export, tmp_path_factory):
 def test_the_export_is_found_in_its_zip_its_folder_and_the_folder_above(export, tmp_path):
     archive, folder = export
     assert find_export(folder, tmp_path) == folder
+    earlier = folder.parent / "regrade"   # an earlier regrade's output beside it is no export
+    earlier.mkdir(exist_ok=True)
+    (earlier / "submission_101.json").write_text("{}")
     assert find_export(folder.parent, tmp_path) == folder
     unpacked = find_export(archive, tmp_path / "scratch")
     assert unpacked.name == "assignment_42_export" and (unpacked / "submission_101" / "layers.py").is_file()
