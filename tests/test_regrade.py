@@ -251,3 +251,14 @@ def test_in_a_zip_the_newer_copy_by_its_zip_time_counts_and_a_deep_file_is_named
     sub = load(upload, ["quiz.py"])
     assert sub.files == {"quiz.py": b"top = 1\n"} and "the top-level one counts, so quiz.py was graded" in \
         sub.file_notes["quiz.py"]
+
+
+def test_a_grade_loads_none_of_the_packages_only_a_regrade_needs(tmp_path):
+    """Gradescope's autograder installs the grader's runtime requirements alone: no PyYAML, copydetect or
+    matplotlib."""
+    code = ("import sys\nfrom grader.cli import main\n"
+            f"main(['grade', {str(STUBS)!r}, '--part', 'quiz', '--out', {str(tmp_path / 'r.json')!r}])\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'yaml', 'copydetect', 'matplotlib'}))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=paths.REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines()[-1] == "[]"
