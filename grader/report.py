@@ -5,6 +5,7 @@ tests with hidden cases the categories failed most often; the leaderboard; every
 import base64
 import html
 import io
+import statistics
 from collections import Counter
 
 import matplotlib
@@ -109,19 +110,18 @@ def _leaderboard(graded):
 
 
 def _flagged(graded, rows, pairs):
-    reasons = {}
+    reasons = {}   # submission key -> {flag: [what it says, ...]}
     for row in rows:
         for flag in FLAGS:
             if row[flag]:
-                reasons.setdefault(row["submission"], {})[flag.replace("_", " ")] = html.escape(str(row[flag]))
+                reasons.setdefault(row["submission"], {})[flag.replace("_", " ")] = [html.escape(str(row[flag]))]
     for p in pairs:
         for key, other in ((p.a, p.b), (p.b, p.a)):
-            reasons.setdefault(key, {}).setdefault("similarity", "")
-            reasons[key]["similarity"] += (f"{'<br>' if reasons[key]['similarity'] else ''}{html.escape(p.file)} "
-                                           f"{p.score:.0%} like {html.escape(other)} "
-                                           f"(<a href='{html.escape(p.page)}'>side by side</a>)")
-    by_key = {g.entry.key: g for g in graded}
-    lines = [[_who(by_key[key].entry), "<br>".join(f"<b>{flag}</b>: {why}" for flag, why in found.items())]
+            reasons.setdefault(key, {}).setdefault("similarity", []).append(
+                f"{html.escape(p.file)} {p.score:.0%} like {html.escape(other)} "
+                f"(<a href='{html.escape(p.page)}'>side by side</a>)")
+    by_key = {g.entry.key: g.entry for g in graded}
+    lines = [[_who(by_key[key]), "<br>".join(f"<b>{flag}</b>: {'<br>'.join(said)}" for flag, said in found.items())]
              for key, found in reasons.items()]
     return _table(["submission", "why"], lines) if lines else "<p>No submission is flagged.</p>"
 
@@ -133,7 +133,7 @@ def write(path, graded, rows, pairs, spec, seconds, parts=None):
     students = sum(max(1, len(g.entry.submitters)) for g in graded)
     summary = (f"{counted(len(graded), 'submission')} ({counted(students, 'student')}) graded in {seconds:.0f} s"
                + (f"; {failed} could not be graded (see below)" if failed else "")
-               + (f"; mean {sum(totals) / len(totals):.1f}, median {sorted(totals)[len(totals) // 2]:.1f} of "
+               + (f"; mean {statistics.mean(totals):.1f}, median {statistics.median(totals):.1f} of "
                   f"{possible:g}" if totals else ""))
     sections = [("Scores", _histogram(totals, possible) if totals else "<p>No submission was graded.</p>"),
                 ("Tests", _per_test(graded, spec, parts)),
