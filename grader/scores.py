@@ -11,6 +11,11 @@ IDENTITY = ["submission", "name", "email", "sid"]
 FLAGS = ["milestone_not_graded", "review", "out_of_memory", "grader_error"]
 
 
+def _inert(text):
+    """A name as a spreadsheet shows it, never runs it: a cell that starts like a formula gets a quote first."""
+    return f"'{text}" if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
+
+
 def test_numbers(spec, parts=None):
     """The numbers of the tests graded, in their order ("1.1", "1.2", ..., "5.2")."""
     numbers = [number for part, (_, tests) in spec.parts.items() if not parts or part in parts
@@ -53,7 +58,7 @@ def rows(graded, spec, parts=None):
                   "seed": g.results.get("extra_data", {}).get("seed", ""),
                   **{flag: "" for flag in FLAGS}, **flags(g)}
         for person in g.entry.submitters or [{}]:
-            out.append({"submission": g.entry.key, **{k: person.get(k, "") for k in IDENTITY[1:]}, **scored})
+            out.append({"submission": g.entry.key, **{k: _inert(person.get(k, "")) for k in IDENTITY[1:]}, **scored})
     return out
 
 

@@ -262,3 +262,17 @@ def test_a_grade_loads_none_of_the_packages_only_a_regrade_needs(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], cwd=paths.REPO, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.splitlines()[-1] == "[]"
+
+
+def test_a_name_that_looks_like_a_formula_stays_text_in_scores_csv():
+    from pathlib import Path
+
+    from grader.assignments import get_assignment
+    from grader.regrade import Entry, Graded
+    from grader.scores import rows
+
+    person = {"name": "=HYPERLINK(\"http://x\")", "email": "@x", "sid": "-1"}
+    graded = Graded(Entry("7", Path("submission_7"), [person]), error="the grade failed: boom")
+    [row] = rows([graded], get_assignment("cnn"), ["quiz"])
+    assert (row["name"], row["email"], row["sid"]) == ("'=HYPERLINK(\"http://x\")", "'@x", "'-1")
+    assert row["grader_error"] == "the grade failed: boom" and row["total"] == "" and row["4.1"] == ""
