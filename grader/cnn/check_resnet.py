@@ -332,6 +332,8 @@ def _conv_std_verdict(state):
         return False, "no conv weights found"
     for key in convs:
         w = state[key]
+        if w.size == 0:
+            return False, f"{key} holds no values"
         sigma = math.sqrt(2.0 / (w.shape[0] * w.shape[2] * w.shape[3]))   # fan_out = out channels x kernel
         ok, message = stats.sample_verdict(w, sigma)
         if not ok:
