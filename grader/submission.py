@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 
 # The caps students' check_submission.py applies too (one source).
 from grader.cnn.rules import MAX_CHECKPOINT_BYTES, MAX_SOURCE_BYTES
+from grader.text import clean_text
 
 
 @dataclass
@@ -46,7 +47,7 @@ def _pick(candidates, allowed):
             if any(p.startswith(("__MACOSX", ".")) for p in parts):
                 continue
             if size > _limit(parts[-1]):
-                skipped[parts[-1]] = (f"{path} is {size / 2**20:.1f} MB, over the "
+                skipped[parts[-1]] = (f"{clean_text(path, 100)} is {size / 2**20:.1f} MB, over the "
                                       f"{_limit(parts[-1]) / 2**20:.0f} MB limit: not graded")
                 chosen[parts[-1]] = None
                 continue
@@ -95,7 +96,7 @@ def load(path, allowed):
         else:
             files, skipped = _from_zip(path, allowed)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
-        submission.notes.append(f"the submission could not be read ({error}): graded as empty")
+        submission.notes.append(f"the submission could not be read ({clean_text(error, 200)}): graded as empty")
         return submission
     submission.files, submission.skipped = files, skipped
     return submission
