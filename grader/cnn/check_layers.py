@@ -292,6 +292,12 @@ def _batchnorm(spatial):
             plan.call(fam.forward, x, gamma, beta, {"var": f"bn{i}"}, id=f"f{i}", save=f"r{i}", pick=0)
             for key in ("running_mean", "running_var"):
                 plan.call("builtin:lookup", {"var": f"bn{i}"}, {"v": key}, id=f"{key}{i}")
+            # Test mode with the case's running statistics: normalise with them, leave them alone (before this
+            # x's documented cache is sent).
+            plan.call("builtin:dict", mode={"v": "test"}, eps={"v": p["eps"]}, **stats, save=f"bt{i}")
+            plan.call(fam.forward, x, gamma, beta, {"var": f"bt{i}"}, id=f"t{i}", pick=0)
+            for key in ("running_mean", "running_var"):
+                plan.call("builtin:lookup", {"var": f"bt{i}"}, {"v": key}, id=f"t{key}{i}")
             case["dout"] = rng.standard_normal(case["inputs"]["x"].shape)
             case["cache"] = _batchnorm_cache(case["inputs"]["x"], case["inputs"]["gamma"], p["eps"], spatial)
             for backward in fam.backwards:
@@ -299,11 +305,6 @@ def _batchnorm(spatial):
             fam.plan_reference_cache(i, case["dout"], case["cache"])
             fam.plan_numeric(i, [case["inputs"]["x"], case["inputs"]["gamma"], case["inputs"]["beta"],
                                  {"mode": "train", "eps": p["eps"]}], case["dout"].shape)
-            # Test mode with the case's running statistics: normalise with them, leave them alone.
-            plan.call("builtin:dict", mode={"v": "test"}, eps={"v": p["eps"]}, **stats, save=f"bt{i}")
-            plan.call(fam.forward, x, gamma, beta, {"var": f"bt{i}"}, id=f"t{i}", pick=0)
-            for key in ("running_mean", "running_var"):
-                plan.call("builtin:lookup", {"var": f"bt{i}"}, {"v": key}, id=f"t{key}{i}")
         fam.plan_untouched([first[k] for k in ("x", "gamma", "beta")],
                            [{"v": {"mode": "train", "eps": drawn[0]["params"]["eps"]}}], drawn[0]["dout"],
                            drawn[0]["cache"])
