@@ -121,7 +121,7 @@ class Child:
         """Send ``command`` (with ``arrays``, {key: array}) and a fresh nonce; return the reply carrying it.
         Raises Ended."""
         nonce = secrets.token_hex(16)
-        data = channel.command(dict(command, nonce=nonce), arrays or {})
+        data = memoryview(channel.command(dict(command, nonce=nonce), arrays or {}))   # sent on without copies
         started = time.monotonic()
         deadline = min(started + seconds, wall_deadline)
         while True:
@@ -143,7 +143,9 @@ class Child:
                                 restart=False)
                 raise Ended(f"timed out after {seconds:.2g} s")
             exited = self.proc.poll() is not None
-            ready, _, _ = select.select([self.reply_r], [], [], 0 if exited else POLL)
+            # Woken as soon as the pipe takes more of the command, too: a step's arrays may span many pipefuls.
+            ready, _, _ = select.select([self.reply_r], [self.command_w] if data else [], [],
+                                        0 if exited else POLL)
             if ready:
                 try:
                     chunk = os.read(self.reply_r, 1 << 20)
