@@ -255,7 +255,7 @@ class Run:
         if "unencodable" in failure:
             return f"returned {channel.student_text(failure['unencodable'], 100)}, which is not plain data"
         if "pick" in failure:
-            return ("returned a tuple too short to hold (out, cache)" if failure["pick"] == "tuple"
+            return ("returned a tuple with too few items" if type(failure.get("length")) is int
                     else f"returned {channel.type_words(failure['pick'])}, not a tuple")
         return channel.describe_failure(failure, self.files)
 
