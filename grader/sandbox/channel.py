@@ -30,7 +30,6 @@ NPY_MAGIC = b"\x93NUMPY"
 ALLOWED_KINDS = "biuf"     # bool, ints, floats: no objects, no structured or string dtypes
 
 
-
 class Malformed(ValueError):
     """What the child sent cannot be a result: the call it answers fails."""
 
@@ -186,10 +185,11 @@ def _written(node):
         return []
     written = [k.value for k in node.keywords if k.arg == "out"]
     if isinstance(node.func, ast.Attribute):
-        if node.func.attr in MUTATING_FUNCTIONS and node.args:
-            written.append(node.args[0])
+        owner = node.func.value
+        if node.func.attr in MUTATING_FUNCTIONS and isinstance(owner, ast.Name) and owner.id in ("np", "numpy"):
+            written += node.args[:1]
         elif node.func.attr in MUTATING_METHODS:
-            written.append(node.func.value)
+            written.append(owner)
     return written
 
 
