@@ -65,23 +65,21 @@ def test_a_step_cannot_read_the_arrays_of_later_steps():
     assert result.records["later"]["value"] == pytest.approx(secret.sum())   # it was sent, with its own step
 
 
-def test_a_reference_cache_is_sent_only_after_every_graded_forward_on_its_input():
-    # The batchnorm checker's plan, as it is sent: a documented correct cache (xc, std, xhat) for an x must not
-    # reach the child before a forward on that x whose value is graded has been answered.
-    steps = check_layers._batchnorm(False)(SOLUTION.encode(), np.random.default_rng(3), LIMITS)
-    plan = next(steps)
-    first_x = {}
+@pytest.mark.parametrize("family", check_layers.FAMILIES, ids=lambda f: f.__qualname__.split(".")[0])
+def test_a_reference_cache_is_sent_only_after_every_graded_forward_on_its_input(family):
+    # Each layers plan, as it is sent: a documented correct cache (batchnorm's xc, std, xhat; max pooling's
+    # argmax) for an x must not reach the child before every forward on that x whose value is graded.
+    plan = next(family(SOLUTION.encode(), np.random.default_rng(3), LIMITS))
+    calls = {}   # x's bytes -> indices of the graded forward calls on it
     for index, step in enumerate(plan.steps):
-        if step["call"] == "batchnorm_forward" and not step.get("id", "").startswith("kept_"):
-            x = plan.inputs[step["args"][0]["in"]]
-            first_x.setdefault(x.tobytes(), []).append(index)
-    caches = [index for index, step in enumerate(plan.steps) if step.get("save", "").startswith("refcache")]
+        if step["call"].endswith(("_forward", "_forward_naive")) and not step.get("id", "").startswith("kept_"):
+            calls.setdefault(plan.inputs[step["args"][0]["in"]].tobytes(), []).append(index)
+    caches = [(index, step) for index, step in enumerate(plan.steps) if step.get("save", "").startswith("refcache")]
     assert len(caches) >= 3
-    for index in caches:
-        cache_step = plan.steps[index]
-        forward = next(s for s in plan.steps if s.get("id") == f"f{cache_step['save'][len('refcache'):]}")
-        x = plan.inputs[forward["args"][0]["in"]]
-        assert max(first_x[x.tobytes()]) < index, (cache_step["save"], first_x[x.tobytes()])
+    for index, step in caches:
+        case = step["save"][len("refcache"):]
+        x = plan.inputs[next(s for s in plan.steps if s.get("id") == f"f{case}")["args"][0]["in"]]
+        assert max(calls[x.tobytes()]) < index, (step["save"], calls[x.tobytes()], index)
 
 
 def test_an_edit_in_place_is_caught_even_when_the_function_restores_its_input():
