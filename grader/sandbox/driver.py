@@ -206,12 +206,19 @@ def read_frame(fd):
     return read_exactly(fd, size)
 
 
+def read_only(data, dtype, shape):
+    """An array over the immutable ``data``: no code can make it writable (an empty one has nothing to write)."""
+    array = np.frombuffer(data, dtype=dtype) if data else np.empty(0, dtype=dtype)
+    array.flags.writeable = False
+    return array.reshape(shape)
+
+
 def commands(fd):
     """(command, {key: read-only array}) for each command frame the grader sends, until it closes the pipe."""
     while True:
         try:
             command = json.loads(read_frame(fd))
-            arrays = {key: np.frombuffer(read_frame(fd), dtype=np.dtype(dtype)).reshape(shape)
+            arrays = {key: read_only(read_frame(fd), np.dtype(dtype), shape)
                       for key, dtype, shape in command.get("arrays", [])}
         except EOFError:
             return
