@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from grader.results import TestResult
+from grader.text import clean_text
 
 
 @dataclass
@@ -134,5 +135,7 @@ def to_result(number, name, points, outcome, show_cases=True, visibility="visibl
         elif show_cases:
             lines += _case_lines(outcome.cases)
         lines += outcome.notes
-    return TestResult(number=number, name=name, max_score=points, score=score, output="\n".join(lines),
+    # Every line may carry the submission's text: made safe once more here, where all of it meets.
+    output = clean_text("\n".join(lines), 200_000, lines=True)
+    return TestResult(number=number, name=name, max_score=points, score=score, output=output,
                       visibility=visibility, tags=tags)

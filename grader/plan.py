@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from grader import sandbox
+from grader.text import parse_source
 
 _recording = []   # the folder plans are copied to while ``recording`` is active
 
@@ -48,11 +49,13 @@ class Plan:
         self.functions = {}   # step id -> the student function it called
         self.result = None
 
-    def array(self, value):
-        """A reference to ``value`` (sent as an input array; the child gets a fresh copy at each use)."""
+    def array(self, value, read_only=False):
+        """A reference to ``value``, sent with each step that uses it (and never earlier): a fresh copy at each
+        use, or with ``read_only`` the array itself, over a buffer no code can make writable, so that a function
+        that edits it in place raises (see ``in_place``)."""
         key = f"a{len(self.inputs)}"
         self.inputs[key] = value
-        return {"in": key}
+        return {"in": key, "read_only": True} if read_only else {"in": key}
 
     def call(self, target, *args, id=None, save=None, pick=None, timeout_factor=None, **kwargs):
         """Add a call; ``args``/``kwargs`` are refs (see driver.py). Returns ``id``."""
@@ -82,16 +85,14 @@ class Plan:
             return False, record["error"]
         return True, record["value"]
 
+    def in_place(self, id):
+        """For a call that failed by writing into a read-only array it was handed: the name its line wrote
+        through ("" when it cannot be told); None otherwise."""
+        record = self.result.records.get(id)
+        return record.get("in_place") if record else None
+
     def import_error(self):
         return self.result.import_error()
-
-    def runtime_violations(self):
-        """{student function: [what it did]} for forbidden imports or calls seen while it ran."""
-        found = {}
-        for id, record in self.result.records.items():
-            if record.get("violations") and id in self.functions:
-                found.setdefault(self.functions[id], set()).update(record["violations"])
-        return {k: sorted(v) for k, v in found.items()}
 
 
 def bindings(node):
@@ -119,21 +120,16 @@ def _dotted(node, bound):
     return None
 
 
-def static_violations(source, modules, attributes):
-    """{top-level function: reason} for functions that use a forbidden module or attribute, directly or
-    through another top-level function of the same file.
-
-    ``modules``: dotted module names (``torch``, ``scipy.signal``); ``attributes``: names that may not be
-    used as attributes or imported names (``convolve``, ``correlate``).
-    """
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+def static_violations(source, modules):
+    """{top-level function: reason} for functions that use a forbidden module (dotted names: ``torch``,
+    ``scipy.signal``), directly or through another top-level function of the same file. Read from the source
+    in the grader's own process: this, not anything a child reports, decides a point."""
+    tree = parse_source(source)
+    if tree is None:   # it cannot be imported either, and that is its verdict
         return {}
 
     def forbidden(full):
-        return full is not None and (any(full == m or full.startswith(m + ".") for m in modules)
-                                     or full.rsplit(".", 1)[-1] in attributes)
+        return full is not None and any(full == m or full.startswith(m + ".") for m in modules)
 
     module_level = bindings(ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
                                         type_ignores=[]))
@@ -143,9 +139,7 @@ def static_violations(source, modules, attributes):
         bound = {**module_level, **bindings(node)}
         reasons = {f"uses {full}" for key, full in bindings(node).items() if forbidden(full)}
         for child in ast.walk(node):
-            if isinstance(child, ast.Attribute) and child.attr in attributes:
-                reasons.add(f"uses {_dotted(child, bound) or child.attr}")
-            elif isinstance(child, (ast.Name, ast.Attribute)) and forbidden(_dotted(child, bound)):
+            if isinstance(child, (ast.Name, ast.Attribute)) and forbidden(_dotted(child, bound)):
                 reasons.add(f"uses {_dotted(child, bound)}")
         if reasons:
             result[name] = sorted(reasons)[0]

@@ -6,6 +6,8 @@ Found by reading the source in the grader's own process, where the student's cod
 """
 import ast
 
+from grader.text import parse_source
+
 # name used (as an identifier, an attribute or an imported module) -> what to call it
 WATCHED = {"exec": "exec", "eval": "eval", "compile": "compile", "__import__": "__import__",
            "importlib": "importlib", "_imp": "importlib", "gc": "gc", "_getframe": "sys._getframe",
@@ -17,9 +19,8 @@ WATCHED = {"exec": "exec", "eval": "eval", "compile": "compile", "__import__": "
 
 def introspection(source):
     """Sorted kinds of introspection ``source`` uses (none when it does not parse: it cannot run either)."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    tree = parse_source(source)
+    if tree is None:
         return []
     found = set()
     for node in ast.walk(tree):

@@ -21,6 +21,8 @@ def sample_verdict(w, std, bound=None, diagnose=None):
     ``bound`` is given (then std = bound / sqrt(3)). ``diagnose(got_std)`` may name a known slip."""
     w = np.asarray(w, dtype=np.float64)
     n = w.size
+    if n == 0:
+        return False, "it holds no values"
     mean, got = float(w.mean()), float(w.std())
     std_error = std * (math.sqrt(1 / 5) if bound is not None else math.sqrt(1 / 2)) / math.sqrt(n)
     if abs(got - std) > SIGMAS * std_error:

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 # The caps students' check_submission.py applies too (one source).
 from grader.cnn.rules import MAX_CHECKPOINT_BYTES, MAX_SOURCE_BYTES
+from grader.text import clean_text
 
 
 @dataclass
@@ -49,7 +50,8 @@ def _pick(candidates, allowed):
     for path, size, when, read in candidates:
         parts = PurePosixPath(path).parts
         if parts and parts[-1] in allowed and not any(p.startswith(("__MACOSX", ".")) for p in parts):
-            found.setdefault(parts[-1], []).append((len(parts), -when, path, size, read))
+            # the path reaches the student's feedback and the TA's terminal: cleaned once, here
+            found.setdefault(parts[-1], []).append((len(parts), -when, clean_text(path, 100), size, read))
     files, skipped, notes = {}, {}, {}
     for name, places in found.items():
         depth, _, path, size, read = min(places, key=lambda place: place[:3])
@@ -113,7 +115,7 @@ def load(path, allowed):
         else:
             picked = _from_zip(path, allowed)
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as error:
-        submission.notes.append(f"the submission could not be read ({error}): graded as empty")
+        submission.notes.append(f"the submission could not be read ({clean_text(error, 200)}): graded as empty")
         return submission
     submission.files, submission.skipped, submission.file_notes = picked
     return submission

@@ -49,6 +49,14 @@ def test_the_solutions_pass_with_and_without_a_checkpoint(submission):
     assert "milestone.pt: ok" in result.stdout.splitlines()
 
 
+def test_numpys_convolve_and_correlate_are_allowed_in_layers(submission):
+    # The contract since 2026-11-30: numpy is allowed whole, its 1-D convolve and correlate included.
+    _edit(submission, "layers.py", "def conv_forward_naive(x, w, b, conv_param):\n",
+          "def conv_forward_naive(x, w, b, conv_param):\n    np.convolve([1], [1])\n    np.correlate([1], [1])\n")
+    result, problems = run_check(submission)
+    assert result.returncode == 0 and not problems, result.stdout + result.stderr
+
+
 def test_a_file_may_import_the_given_modules_and_nothing_else_of_its_folder(submission):
     _edit(submission, "layers.py", "import numpy as np\n", "import numpy as np\nfrom gradcheck import rel_error\n")
     result, problems = run_check(submission)
@@ -90,9 +98,9 @@ BROKEN = {
                      "initializers.py, line"),
     "forbidden import": (lambda f: _edit(f, "layers.py", "import numpy as np\n", "import numpy as np\nimport torch\n"),
                          "uses torch, which layers.py may not use"),
-    "forbidden numpy function": (lambda f: _edit(f, "layers.py", "def conv_forward_naive(x, w, b, conv_param):\n",
-                                                 "def conv_forward_naive(x, w, b, conv_param):\n"
-                                                 "    np.convolve([1], [1])\n"), "uses convolve"),
+    "too deeply nested to parse": (lambda f: _edit(f, "quiz.py", "\ndef conv_output_size(",
+                                                   "\nX = " + "+".join(["1"] * 6000) + "\n\n\ndef conv_output_size("),
+                                   "quiz.py is nested too deeply for Python to read"),
     "does not stand alone": (lambda f: _edit(f, "quiz.py", "\ndef conv_output_size(",
                                              "\nimport layers\n\n\ndef conv_output_size("),
                              "quiz.py does not import on its own: ModuleNotFoundError: No module named 'layers'"),

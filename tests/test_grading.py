@@ -108,14 +108,21 @@ def test_cli_usage_errors_and_empty_submissions(tmp_path):
     assert "no gradable file" in json.loads((tmp_path / "empty.json").read_text())["output"]
 
 
-def test_a_hidden_module_level_import_of_torch_zeroes_layers(tmp_path):
+def test_a_hidden_import_of_torch_in_layers_computes_nothing(tmp_path):
+    # No import statement shows it, so the static check cannot name it; but torch is out of the layers child's
+    # reach: the name is a placeholder, and the function that computes with it fails its cases, in its words.
     source = (SOLUTIONS / "layers.py").read_text()
-    assert "import numpy as np\n" in source
-    source = source.replace("import numpy as np\n", "import numpy as np\n_t = __import__('tor' + 'ch')\n", 1)
+    hidden = "import numpy as np\n_t = __import__('tor' + 'ch')\n"
+    uses = "    N, C, H, W = x.shape\n    x = _t.from_numpy(x).numpy()\n"
+    start = source.index("def avg_pool_forward_naive(")
+    assert "import numpy as np\n" in source and "    N, C, H, W = x.shape\n" in source[start:]
+    source = source.replace("import numpy as np\n", hidden, 1)
+    start = source.index("def avg_pool_forward_naive(")
+    source = source[:start] + source[start:].replace("    N, C, H, W = x.shape\n", uses, 1)
     (tmp_path / "layers.py").write_text(source)
-    tests, _ = grade(tmp_path, parts=["layers"], log=lambda m: None)
-    assert all(t.score == 0 for t in tests)
-    assert "imports torch in a way no import statement shows" in tests[0].output
+    tests = {t.number: t for t in grade(tmp_path, parts=["layers"], log=lambda m: None)[0]}
+    assert tests["1.5"].score == 0 and "torch may not be used in this file" in tests["1.5"].output, tests["1.5"].output
+    assert all(t.score == t.max_score for n, t in tests.items() if n != "1.5"), tests
 
 
 def test_a_ta_reproduces_hidden_cases_from_the_recorded_seed(tmp_path):

@@ -206,18 +206,18 @@ def test_hidden_cases_show_their_category_and_no_input_values(tmp_path):
         assert not leftover, f"decimal values in the feedback: {leftover}\n{output}"
 
 
-def test_numpy_correlate_zeroes_the_function_with_a_message(tmp_path):
-    # A correct forward whose inner products go through np.correlate.
+def test_numpy_correlate_and_convolve_keep_full_marks(tmp_path):
+    # The contract since 2026-11-30: numpy is allowed whole. A correct forward whose inner products go through
+    # np.correlate, and np.convolve used on the side, lose nothing.
     source = mutate(SOLUTION, "conv_forward_naive",
                     "            out[:, :, i, j] = np.tensordot(window, w, axes=([1, 2, 3], [1, 2, 3]))\n",
                     "            for n in range(N):\n"
                     "                for f in range(F):\n"
-                    "                    out[n, f, i, j] = np.correlate(window[n].ravel(), w[f].ravel())[0]\n")
+                    "                    out[n, f, i, j] = np.correlate(window[n].ravel(), w[f].ravel())[0]\n"
+                    "            np.convolve(np.ones(2), np.ones(3))\n")
+    assert "np.correlate(" in source and "np.convolve(" in source
     results = grade_source(tmp_path, source)
-    assert_only(results, {"1.1"})
-    assert results["1.1"].score == 0
-    assert "numpy.correlate" in results["1.1"].output and "may not use" in results["1.1"].output, \
-        results["1.1"].output
+    assert_only(results, set())
 
 
 def test_torch_imported_at_the_top_zeroes_the_function_that_uses_it_not_its_backward(tmp_path):
@@ -274,7 +274,8 @@ def test_an_in_place_edit_of_an_argument_loses_points(number):
     assert outcome.fraction < 1
     failed = [c.message for c in outcome.cases if not c.ok]
     assert any(message.startswith(f"{function} changed ") and message.endswith("in place: compute on a copy")
-               or "in place (cache[" in message for message in failed), failed
+               or message.startswith(f"{function} changed the cache it was given in place (") for message in failed), \
+        failed
 
 
 INTERNAL = ("builtin:", "kept_", "refcache", "__", "Traceback", "driver.py", "NotImplementedError:")

@@ -36,7 +36,7 @@ def test_decoding_builds_plain_data_only():
 def test_every_number_in_student_text_is_masked_even_in_phrases_that_look_like_the_graders():
     # A student's message may mimic the grader's own phrases to carry hidden values out: none is exempt.
     text = "ValueError: 60 3 -2 7.5e-3 float64 conv2d (line 82 of layers.py, in conv_forward_naive) timed out after 0.25 s"
-    assert sandbox.mask_numbers(text) == ("ValueError: <number> <number> <number> <number> float64 conv2d "
+    assert sandbox.mask_numbers(text) == ("ValueError: <number> <number> <number> <number> float<number> conv<number>d "
                                           "(line <number> of layers.py, in conv_forward_naive) timed out after "
                                           "<number> s")
     assert sandbox.mask_numbers("shapes (2,3) (4,)") == "shapes (<number>,<number>) (<number>,)"

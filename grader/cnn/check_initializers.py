@@ -119,7 +119,7 @@ def _array_problem(w, shape, dtype=True):
     if w.shape != tuple(shape):   # the hidden shape stays hidden
         if w.shape == tuple(shape)[::-1]:
             return "returned the shape reversed (transposed); return an array of exactly the shape asked for"
-        return f"returned a {w.ndim}-D array of another shape than the {len(shape)}-D shape asked for"
+        return f"returned an array of another shape than the {len(shape)}-D shape asked for"
     if dtype and w.dtype != np.float64:
         return f"returned dtype {w.dtype}, expected float64"
     if not np.all(np.isfinite(w)):
@@ -181,8 +181,8 @@ def _fan_verdict(value, expected):
     if isinstance(value, np.ndarray) and value.ndim == 1:
         value = value.tolist()
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        return False, f"returned {type(value).__name__}" + (f" of {len(value)}" if isinstance(value, (tuple, list))
-                                                             else "") + ", expected a tuple (fan_in, fan_out)"
+        return False, f"returned a {type(value).__name__}" + (" of another length" if isinstance(value, (tuple, list))
+                                                               else "") + ", expected a tuple (fan_in, fan_out)"
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
         return False, "expected two numbers (fan_in, fan_out)"
     wrong = [name for name, v, e in zip(("fan_in", "fan_out"), value, expected) if v != e]
@@ -309,7 +309,7 @@ def stds_verdict(value, expected, batch, dims):
     if not isinstance(value, (list, tuple)):
         return False, f"returned a {type(value).__name__}, expected a list of floats"
     if len(value) != len(expected):
-        return False, f"returned {len(value)} stds, expected one per layer ({len(expected)})"
+        return False, f"returned another number of stds than one per layer ({len(expected)})"
     if not all(_real(v) for v in value):
         return False, "expected a list of floats"
     got = np.array(value, dtype=np.float64)

@@ -22,6 +22,7 @@ from grader import paths
 from grader.checks import Outcome, blocked
 from grader.cnn import cifar10, points
 from grader.plan import Plan
+from grader.text import clean_text
 
 FILE = "milestone.pt"
 CHECK_TEST, ACCURACY_TEST = "milestone checkpoint", "milestone accuracy"
@@ -89,7 +90,7 @@ def inspect(checkpoint, limits):
         return None, f"{FILE} could not be read: {found['problem']}"
     arch = found["arch"]
     if arch not in points.MILESTONE_IMAGES:
-        return None, (f"{FILE} names the architecture {arch!r}; it must be one of "
+        return None, (f"{FILE} names the architecture {clean_text(arch, 40)!r}; it must be one of "
                       f"{', '.join(points.MILESTONE_IMAGES)} (see the contract's milestone.pt section)")
     if found["num_classes"] != 10:
         return None, f"{FILE} says num_classes is {found['num_classes']}; CIFAR-10 has 10"
@@ -106,10 +107,12 @@ def _layout_problem(arch, entries, expected):
     for keys, what in ((missing, "lacks"), (extra, "has an unexpected entry")):
         if keys:
             more = f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
-            return f"its state_dict {what} {keys[0]}{more} for {arch}: {hint}"
+            return f"its state_dict {what} {clean_text(keys[0], 100)}{more} for {arch}: {hint}"
     for name, shape in want.items():
-        if got[name][0] is None or tuple(got[name][0]) != shape:
-            return f"{name} has shape {tuple(got[name][0] or ())}, but {arch} needs {shape}"
+        if got[name][0] is None:
+            return f"{name} is not a tensor of the shape {arch} needs, {shape}"
+        if tuple(got[name][0]) != shape:
+            return f"{name} has shape {tuple(got[name][0])}, but {arch} needs {shape}"
         if not name.endswith("num_batches_tracked") and got[name][1] not in ("float32", "float16", "bfloat16",
                                                                              "float64"):
             return f"{name} holds {got[name][1]} values; the weights must be floating point"

@@ -6,7 +6,6 @@ compare with the reference run in float64 on the very same weights, in eval and 
 statistics a train-mode forward leaves behind are compared too. Parameter names and shapes come from
 ``describe``; the initialisation test reads the student's own seeded init.
 """
-import ast
 import dataclasses
 import math
 
@@ -20,6 +19,7 @@ from grader.cnn.given import with_given
 from grader.cnn.oracles import resnet as ref
 from grader.compare import compare
 from grader.plan import Plan, bindings
+from grader.text import parse_source
 
 FILE = "resnet.py"
 FORBIDDEN_MODULES = rules.FORBIDDEN_MODULES[FILE]
@@ -43,11 +43,8 @@ COUNTED = [("resnet20", {}, 272_474), ("resnet32", {}, 466_906), ("resnet56", {}
 
 def imports_torchvision(source):
     """Whether any import statement, anywhere in the file, names torchvision."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return False
-    return any(full.split(".")[0] == "torchvision" for full in bindings(tree).values())
+    tree = parse_source(source)
+    return tree is not None and any(full.split(".")[0] == "torchvision" for full in bindings(tree).values())
 
 
 def random_state(rng, shapes):
@@ -335,6 +332,8 @@ def _conv_std_verdict(state):
         return False, "no conv weights found"
     for key in convs:
         w = state[key]
+        if w.size == 0:
+            return False, f"{key} holds no values"
         sigma = math.sqrt(2.0 / (w.shape[0] * w.shape[2] * w.shape[3]))   # fan_out = out channels x kernel
         ok, message = stats.sample_verdict(w, sigma)
         if not ok:

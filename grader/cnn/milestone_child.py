@@ -15,6 +15,8 @@ import torch
 import resnet_reference as ref
 
 CHECKPOINT = Path(__file__).with_name("milestone.pt")
+MAX_ENTRIES = 2000   # resnet56 has 341; a file with more is judged on its count alone
+MAX_DIMS = 8         # a shape with more is reported as it is, never expanded
 torch.set_flush_denormal(True)   # weights full of denormal numbers would otherwise slow every conv 100-fold
 
 
@@ -43,24 +45,34 @@ def describe():
     """What the checkpoint holds, as plain data for the grader to judge: its arch and num_classes, per
     state_dict entry its name, shape, dtype and count of non-finite values, and the layout the grader's copy
     of that arch expects (None for an arch the contract does not name); or ``{"problem": why}`` when the file
-    cannot be read as a checkpoint."""
+    cannot be read as a checkpoint.
+
+    Nothing is computed on an entry before its shape is known to be the one the arch expects: an entry
+    claiming an absurd shape over a small storage (``expand``) is reported by its shape, never materialised."""
     try:
         data = _checkpoint()
     except Unreadable as error:
         return {"problem": str(error)}
-    rows = []
-    for key, value in data["state_dict"].items():
-        if not isinstance(value, torch.Tensor):
-            rows.append([str(key), None, type(value).__name__, 0])
-            continue
-        bad = int((~torch.isfinite(value)).sum()) if value.is_floating_point() else 0
-        rows.append([str(key), list(value.shape), str(value.dtype).replace("torch.", ""), bad])
+    state = data["state_dict"]
+    if len(state) > MAX_ENTRIES:
+        return {"problem": f"its state_dict has {len(state)} entries, far more than any of the architectures "
+                           "the contract names: save model.state_dict() of the model you trained"}
     arch, classes = data.get("arch"), data.get("num_classes")
-    arch = arch if isinstance(arch, str) else repr(arch)[:60]
-    expected = [[k, list(s)] for k, s in ref.state_dict_shapes(ref.arch(arch)).items()] \
-        if arch in ref.ARCH_NAMES else None
-    return {"arch": arch, "num_classes": classes if isinstance(classes, int) else None, "entries": rows,
-            "expected": expected}
+    arch = arch[:100] if isinstance(arch, str) else type(arch).__name__
+    expected = {k: tuple(s) for k, s in ref.state_dict_shapes(ref.arch(arch)).items()} \
+        if arch in ref.ARCH_NAMES else {}
+    rows = []
+    for key, value in state.items():
+        key = str(key)[:200]
+        if not isinstance(value, torch.Tensor):
+            rows.append([key, None, type(value).__name__, 0])
+            continue
+        shape = tuple(value.shape) if value.dim() <= MAX_DIMS else None
+        bad = int((~torch.isfinite(value)).sum()) if value.is_floating_point() and shape == expected.get(key) \
+            else 0
+        rows.append([key, list(shape) if shape is not None else None, str(value.dtype)[6:], bad])
+    return {"arch": arch, "num_classes": classes if type(classes) is int and abs(classes) < 10 ** 6 else None,
+            "entries": rows, "expected": [[k, list(s)] for k, s in expected.items()] or None}
 
 
 def build():

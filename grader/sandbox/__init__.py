@@ -4,7 +4,8 @@ One module per concern:
 - ``identity``: who a child runs as (a never-used uid, the forbidden libraries out of its reach) and the sweep
   that leaves nothing of it behind;
 - ``limits``: what it may use (rlimits, memory watched from outside, no network);
-- ``channel``: the frames it answers in, read under bounds, and student text made safe to show;
+- ``channel``: the frames of the grader's commands (each step with its arrays) and of the child's answers,
+  read under bounds, and student text made safe to show;
 - ``runner``: the run loop (one call at a time, timed from outside, a fresh child after a hang or a crash);
 - ``driver``: the program the child runs (the only grader file it sees).
 """

@@ -1,22 +1,26 @@
-"""The channel from a child to the grader, and reading it without trusting it.
+"""The channel between the grader and a child, and reading the child's side without trusting it.
 
-The child answers over a pipe, one frame per message: 4 bytes of length (big-endian), then that much JSON.
+The grader asks over one pipe: a frame per command (4 bytes of length, big-endian, then JSON), followed by a
+frame of raw bytes for each array the command lists. The child answers over another pipe, one frame per
+message: 4 bytes of length, then that much JSON.
 The grader reads only what it can bound: a frame longer than ``cap`` ends the child; JSON is parsed only under
 caps on length and on items, and decoded only to a bounded depth; arrays arrive as ``.npy`` bytes whose magic
 and header are checked, and whose element count is checked against their length before anything is allocated
 (no zip, no pickle, no lazy archive).
 
-Text from the child is the student's: it is made valid UTF-8, stripped of control characters and terminal
-escapes, cut short, and every number in it masked (hidden input values must not leave through an error message).
+Text from the child is the student's: it goes through ``grader.text`` (cut short, valid UTF-8, no control
+characters or terminal escapes, every number masked: hidden input values must not leave through an error
+message).
 """
 import ast
 import base64
 import json
 import re
 import struct
-import unicodedata
 
 import numpy as np
+
+from grader.text import clean_text, mask_numbers, parse_source, student_text
 
 HEADER = struct.Struct(">I")
 MAX_ITEMS = 100_000        # JSON values in one frame (arrays travel as one string each)
@@ -25,30 +29,24 @@ MAX_ELEMENTS = 1 << 25     # elements of one array (256 MB of float64; the frame
 NPY_MAGIC = b"\x93NUMPY"
 ALLOWED_KINDS = "biuf"     # bool, ints, floats: no objects, no structured or string dtypes
 
-NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?!\w)")
-ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
-
 
 class Malformed(ValueError):
     """What the child sent cannot be a result: the call it answers fails."""
 
 
-def clean_text(text, limit=300):
-    """``text`` as valid UTF-8 without escapes or control characters, on one line, at most ``limit`` long."""
-    text = str(text).encode("utf-8", "replace").decode("utf-8", "replace")
-    text = ANSI.sub("", text)
-    text = "".join(" " if c in "\n\r\t" else c for c in text
-                   if c in "\n\r\t" or unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co"))
-    return text if len(text) <= limit else text[:limit] + "..."
+def command(message, arrays):
+    """The bytes of one command: ``message`` as a frame, listing ``arrays`` ({key: ndarray}), then each array's
+    raw C-order bytes as a frame of its own (the driver reads them into read-only arrays)."""
+    arrays = {key: np.ascontiguousarray(value) for key, value in arrays.items()}
+    listed = [[key, value.dtype.str, list(value.shape)] for key, value in arrays.items()]
+    parts = [json.dumps(dict(message, arrays=listed)).encode()] + [value.tobytes() for value in arrays.values()]
+    return b"".join(HEADER.pack(len(part)) + part for part in parts)
 
 
-def mask_numbers(text):
-    """Every number in student text replaced by <number>: no phrase of theirs is exempt."""
-    return NUMBER.sub("<number>", text)
-
-
-def student_text(text, limit=300):
-    return mask_numbers(clean_text(text, limit))
+def type_words(name):
+    """A type's name the student's code chose, in a sentence: "a list", "a Foo"."""
+    name = student_text(name, 60) if isinstance(name, str) and name else "value"
+    return f"{'an' if name[0] in 'aeiouAEIOU' else 'a'} {name}"
 
 
 def frames(buffer, cap):
@@ -153,24 +151,75 @@ def decode(value, depth=0):
 def _source_names(source):
     """Names defined in the student's file (functions, classes, methods, lambdas' home): the only function names
     a location may carry out."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    tree = parse_source(source)
+    if tree is None:
         return {"<module>"}
     return {"<module>", "<lambda>"} | {n.name for n in ast.walk(tree)
                                        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
 
 
+def _checked_place(failure, files):
+    """(file name, line, its source text) of a failure, when the file is one of the submission's and the line
+    exists in it; else None."""
+    name, line = failure.get("file"), failure.get("line")
+    if not isinstance(name, str) or name not in files or type(line) is not int:
+        return None
+    source = files[name]
+    text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
+    return (name, line, text) if 1 <= line <= text.count("\n") + 1 else None
+
+
+READ_ONLY = re.compile(r"read-only|WRITEABLE")
+MUTATING_METHODS = ("sort", "fill", "put", "partition", "setflags", "itemset")
+MUTATING_FUNCTIONS = ("copyto", "put", "place", "putmask", "put_along_axis", "fill_diagonal")
+
+
+def _written(node):
+    """The expressions ``node`` writes into in place: ``x`` in ``x -= 1``, ``x[i] = 0``, ``x.sort()``,
+    ``np.add(a, b, out=x)``, ``np.copyto(x, a)``."""
+    if isinstance(node, ast.AugAssign):
+        return [node.target]
+    if isinstance(node, ast.Assign):
+        return [t for t in node.targets if isinstance(t, (ast.Subscript, ast.Attribute))]
+    if not isinstance(node, ast.Call):
+        return []
+    written = [k.value for k in node.keywords if k.arg == "out"]
+    if isinstance(node.func, ast.Attribute):
+        owner = node.func.value
+        if node.func.attr in MUTATING_FUNCTIONS and isinstance(owner, ast.Name) and owner.id in ("np", "numpy"):
+            written += node.args[:1]
+        elif node.func.attr in MUTATING_METHODS:
+            written.append(owner)
+    return written
+
+
+def in_place_edit(failure, files):
+    """For a failure that is a write into a read-only array the grader handed over (an edit in place): the name
+    the student's line wrote through ("x" for ``x -= mu``), "" when it cannot be told; None for any other
+    failure."""
+    if not isinstance(failure, dict) or failure.get("type") != "ValueError" \
+            or not READ_ONLY.search(str(failure.get("message", ""))[:200]):
+        return None
+    place = _checked_place(failure, files)
+    tree = parse_source(place[2]) if place else None
+    for node in ast.walk(tree) if tree is not None else ():
+        if getattr(node, "lineno", 0) <= place[1] <= (getattr(node, "end_lineno", 0) or 0):
+            for target in _written(node):
+                while isinstance(target, (ast.Subscript, ast.Attribute)):
+                    target = target.value
+                if isinstance(target, ast.Name):
+                    return target.id[:40]
+    return ""
+
+
 def location(failure, files):
     """" (line N of F, in G)" from the traceback fields the driver took, checked against the submission: F one
     of its files, N a line that exists in it, G a name defined in it; '' when any of them is not."""
-    name, line, function = failure.get("file"), failure.get("line"), failure.get("function")
-    if not isinstance(name, str) or name not in files or type(line) is not int:
+    place = _checked_place(failure, files)
+    if place is None:
         return ""
-    source = files[name]
-    text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
-    if not 1 <= line <= len(text.splitlines()):
-        return ""
+    name, line, text = place
+    function = failure.get("function")
     where = f"line {line} of {name}"
     if isinstance(function, str) and function in _source_names(text):
         where += f", in {function}"

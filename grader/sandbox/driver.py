@@ -3,26 +3,31 @@ time, and report raw values.
 
 This file is copied, alone, into the sandbox and run as a script: it may use the standard library and
 numpy (torch only when the student's code or a step needs it) and nothing of the grader's. It computes no
-verdict: it hands back what the student's functions returned, and the grader's own process judges.
+verdict and reports nothing about the student's code: it hands back what the student's functions returned,
+and the grader's own process judges.
 
-Usage: driver.py TASK.json INPUTS.npz COMMAND_FD REPLY_FD
+Usage: driver.py TASK.json COMMAND_FD REPLY_FD
 
-TASK.json: {"module": "layers", "student_dir": folder, "forbidden": [module names to watch]}
-The grader writes one command a line on COMMAND_FD: {"nonce": str, "import": true} first, then
-{"nonce": str, "step": step}. Each command gets one reply frame on REPLY_FD (see channel.py), carrying its
-nonce: {"nonce", "ok", "value" | "failure", "seconds"}. The grader sends a nonce only when it asks, so nothing
-written before (at import time, say) can answer a call; and it times every call from outside.
+TASK.json: {"module": "layers", "student_dir": folder, "forbidden": [module names answered by a placeholder]}
+The grader sends one command frame at a time on COMMAND_FD: 4 bytes of length (big-endian), then that much
+JSON, {"nonce": str, "import": true} first, then {"nonce": str, "step": step, "arrays": [[key, dtype, shape],
+...]}; each listed array follows as a frame of its own (its raw C-order bytes). A step's arrays travel with
+it and with nothing else: no file holds a plan's inputs, and no value is sent before the step that uses it.
+Each command gets one reply frame on REPLY_FD (see channel.py), carrying its nonce: {"nonce", "ok", "value" |
+"failure", "seconds"}. The grader sends a nonce only when it asks, so nothing written before (at import time,
+say) can answer a call; and it times every call from outside.
 A step: {"call": target, "args": [ref, ...], "kwargs": {name: ref}, "save": name, "pick": index into a
 returned tuple, "report": whether to send the value back}
 A target: "NAME" (an attribute of the student's module) or "builtin:NAME" (a helper below).
-A ref: {"in": key} (a fresh copy of an input array), {"v": json value}, {"var": name, "at": [keys...]}
-       (a value saved by an earlier step, optionally indexed), {"fn": name} (a function of the student's
-       module, as a value), {"list": [ref, ...]}, {"tensor": key} (an input as a torch tensor),
-       {"state": prefix} (all inputs whose key starts with prefix, as a dict of tensors, prefix removed).
+A ref: {"in": key} (a fresh, writable copy of an array sent with the step), {"in": key, "read_only": true}
+       (the array itself, over an immutable bytes object: no code can make it writable, so an edit in place
+       raises "ValueError: assignment destination is read-only"), {"v": json value}, {"var": name, "at":
+       [keys...]} (a value saved by an earlier step, optionally indexed), {"fn": name} (a function of the
+       student's module, as a value), {"list": [ref, ...]}, {"tensor": key} (an array as a torch tensor),
+       {"state": prefix} (the step's arrays whose key starts with prefix, as a dict of tensors, prefix removed).
 A failure: {"type", "message", "file", "line", "function"} (the student's exception and where it was raised,
 taken from the traceback object) or {"unencodable": what} or {"pick": type name, "length": n}.
-Arrays travel as base64 .npy bytes: nothing here can execute code in the grader when it reads a result.
-A forbidden numpy function the student's code calls sends {"violation": what} at once, then raises.
+Arrays travel back as base64 .npy bytes: nothing here can execute code in the grader when it reads a result.
 """
 import base64
 import io
@@ -158,25 +163,13 @@ BUILTINS = {name[len("builtin_"):]: fn for name, fn in globals().items() if name
 
 # ------------------------------------------------------------------------------------------------------
 
-def _convolve(a, v, mode):
-    """numpy.convolve's values in plain numpy (the tripwire's; no reference to the original)."""
-    full = np.zeros(len(a) + len(v) - 1, dtype=np.result_type(a, v))
-    for j in range(len(v)):
-        full[j:j + len(a)] += a * v[j]
-    short, long = sorted((len(a), len(v)))
-    if mode == "valid":
-        return full[short - 1:long]
-    if mode == "same":
-        return full[(short - 1) // 2:(short - 1) // 2 + long]
-    return full
-
-
 class Placeholders:
-    """A finder that answers imports of the forbidden modules with a module whose every use raises (and is
-    reported): the real ones are out of this child's reach anyway."""
+    """A finder that answers imports of the forbidden modules with a module whose every use raises, so that only
+    the functions using one fail (the real ones are out of this child's reach anyway). It reports nothing: the
+    grader decides what a file may use from its source."""
 
-    def __init__(self, roots, send):
-        self.roots, self.send = roots, send
+    def __init__(self, roots):
+        self.roots = roots
 
     def find_spec(self, name, path=None, target=None):
         if not any(name == r or name.startswith(r + ".") for r in self.roots):
@@ -185,13 +178,12 @@ class Placeholders:
         return importlib.machinery.ModuleSpec(name, self, is_package=True)
 
     def create_module(self, spec):
-        send, name = self.send, spec.name
+        name = spec.name
 
         class Forbidden(type(sys)):
             def __getattr__(self, attribute):
                 if attribute.startswith("__"):
                     raise AttributeError(attribute)
-                send({"violation": f"uses {name}"})
                 raise ImportError(f"{name} may not be used in this file")
         return Forbidden(name)
 
@@ -199,12 +191,46 @@ class Placeholders:
         pass
 
 
+def read_exactly(fd, size):
+    data = bytearray()
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return bytes(data)
+
+
+def read_frame(fd):
+    (size,) = struct.unpack(">I", read_exactly(fd, 4))
+    return read_exactly(fd, size)
+
+
+def read_only(data, dtype, shape):
+    """An array over the immutable ``data``: no code can make it writable (an empty one has nothing to write)."""
+    array = np.frombuffer(data, dtype=dtype) if data else np.empty(0, dtype=dtype)
+    array.flags.writeable = False
+    return array.reshape(shape)
+
+
+def commands(fd):
+    """(command, {key: read-only array}) for each command frame the grader sends, until it closes the pipe."""
+    while True:
+        try:
+            command = json.loads(read_frame(fd))
+            arrays = {key: read_only(read_frame(fd), np.dtype(dtype), shape)
+                      for key, dtype, shape in command.get("arrays", [])}
+        except EOFError:
+            return
+        yield command, arrays
+
+
 class Runner:
-    def __init__(self, task, inputs, commands, reply_fd):
+    def __init__(self, task, commands, reply_fd):
         self.task = task
-        self.inputs = inputs
         self.commands = commands
         self.reply_fd = reply_fd
+        self.arrays = {}   # the arrays sent with the step being run
         self.saved = {}
         self.module = None
 
@@ -214,37 +240,10 @@ class Runner:
         while data:
             data = data[os.write(self.reply_fd, data):]
 
-    def watch(self, forbidden):
-        """Tell the grader at once (the record leaves this process before the student's code can touch it) about
-        imports of forbidden modules and calls of numpy's convolve and correlate.
-
-        The forbidden modules cannot be read by this child (file permissions): importing one gives a placeholder
-        whose every use raises, so that only the functions using it fail. The numpy tripwires compute the same
-        values in plain numpy and keep no reference to the originals, so none can be taken back from them."""
-        roots = tuple(forbidden)
-        send = self.send
-
-        def hook(event, args):
-            if event == "import" and args and isinstance(args[0], str):
-                name = args[0]
-                if any(name == r or name.startswith(r + ".") for r in roots):
-                    send({"violation": f"imports {name}"})
-        sys.addaudithook(hook)
-        sys.meta_path.insert(0, Placeholders(roots, send))
-        core = getattr(np, "_core", None) or np.core   # numpy 2 / numpy 1
-        for name in ("convolve", "correlate"):
-            def tripwire(a, v, mode="full" if name == "convolve" else "valid", _name=name):
-                send({"violation": f"calls numpy.{_name}"})
-                a, v = np.ravel(a), np.ravel(v)
-                return _convolve(a, np.conj(v[::-1]) if _name == "correlate" else v, mode)
-            for module in (np, core.numeric, core.multiarray, core._multiarray_umath):
-                for attribute in (name, name + "2"):
-                    if hasattr(module, attribute):
-                        setattr(module, attribute, tripwire)
-
     def resolve(self, ref):
         if "in" in ref:
-            return np.array(self.inputs[ref["in"]], copy=True)
+            array = self.arrays[ref["in"]]
+            return array if ref.get("read_only") else np.array(array, copy=True)
         if "v" in ref:
             return ref["v"]
         if "var" in ref:
@@ -257,12 +256,12 @@ class Runner:
         if "list" in ref:
             return [self.resolve(r) for r in ref["list"]]
         if "tensor" in ref:
-            return _torch().from_numpy(np.array(self.inputs[ref["tensor"]], copy=True))
+            return _torch().from_numpy(np.array(self.arrays[ref["tensor"]], copy=True))
         if "state" in ref:
             prefix = ref["state"]
             torch = _torch()
             return {k[len(prefix):]: torch.from_numpy(np.array(v, copy=True))
-                    for k, v in self.inputs.items() if k.startswith(prefix)}
+                    for k, v in self.arrays.items() if k.startswith(prefix)}
         raise ValueError(f"bad reference {ref}")
 
     def target(self, name):
@@ -299,11 +298,11 @@ class Runner:
 
     def main(self):
         if self.task.get("forbidden"):
-            self.watch(self.task["forbidden"])
-        for line in self.commands:
-            command = json.loads(line)
+            sys.meta_path.insert(0, Placeholders(tuple(self.task["forbidden"])))
+        for command, self.arrays in self.commands:
             started = time.perf_counter()
             reply = self.import_module() if command.get("import") else self.run_step(command["step"])
+            self.arrays = {}
             self.send(dict(reply, nonce=command["nonce"], seconds=time.perf_counter() - started))
 
 
@@ -326,14 +325,11 @@ def failure(error, student_dir):
 
 
 def main(argv):
-    task_path, inputs_path, command_fd, reply_fd = argv[1], argv[2], int(argv[3]), int(argv[4])
+    task_path, command_fd, reply_fd = argv[1], int(argv[2]), int(argv[3])
     with open(task_path) as f:
         task = json.load(f)
-    with np.load(inputs_path, allow_pickle=False) as data:
-        inputs = {k: data[k] for k in data.files}
     sys.path.insert(0, task["student_dir"])
-    with os.fdopen(command_fd, "r") as commands:
-        Runner(task, inputs, commands, reply_fd).main()
+    Runner(task, commands(command_fd), reply_fd).main()
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from grader.sandbox import channel, identity
 from grader.sandbox.limits import PASSED_ENV, THREADS_ENV, Limits, memory_mb, preexec, threads_of
 
@@ -35,7 +33,7 @@ _restricted = []   # set once the forbidden packages have been made unreadable t
 
 @dataclass
 class ChildResult:
-    records: dict = field(default_factory=dict)   # id -> {"ok", "value" | "error", "seconds", "violations"}
+    records: dict = field(default_factory=dict)   # id -> {"ok", "value" | "error", "seconds", "in_place"}
     problem: str = ""                              # why the student's code could not run at all, for a student
     output: bytes = b""                            # the student's prints, for the TA; never shown to students
 
@@ -108,8 +106,7 @@ class Child:
         self.next_memory = time.monotonic() + MEMORY_EVERY
         try:
             self.proc = subprocess.Popen(
-                [python, "-I", str(root / "driver.py"), str(root / "task.json"), str(root / "inputs.npz"),
-                 str(command_r), str(reply_w)],
+                [python, "-I", str(root / "driver.py"), str(root / "task.json"), str(command_r), str(reply_w)],
                 cwd=self.scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, pass_fds=(command_r, reply_w),
                 preexec_fn=preexec(limits, process_cap, self.uid, groups))
@@ -120,10 +117,11 @@ class Child:
                                        daemon=True)
         self.reader.start()
 
-    def ask(self, command, seconds, wall_deadline, violations):
-        """Send ``command`` with a fresh nonce; return the reply carrying it. Raises Ended."""
+    def ask(self, command, seconds, wall_deadline, arrays=None):
+        """Send ``command`` (with ``arrays``, {key: array}) and a fresh nonce; return the reply carrying it.
+        Raises Ended."""
         nonce = secrets.token_hex(16)
-        data = json.dumps(dict(command, nonce=nonce)).encode() + b"\n"
+        data = memoryview(channel.command(dict(command, nonce=nonce), arrays or {}))   # sent on without copies
         started = time.monotonic()
         deadline = min(started + seconds, wall_deadline)
         while True:
@@ -145,7 +143,9 @@ class Child:
                                 restart=False)
                 raise Ended(f"timed out after {seconds:.2g} s")
             exited = self.proc.poll() is not None
-            ready, _, _ = select.select([self.reply_r], [], [], 0 if exited else POLL)
+            # Woken as soon as the pipe takes more of the command, too: a step's arrays may span many pipefuls.
+            ready, _, _ = select.select([self.reply_r], [self.command_w] if data else [], [],
+                                        0 if exited else POLL)
             if ready:
                 try:
                     chunk = os.read(self.reply_r, 1 << 20)
@@ -156,9 +156,7 @@ class Child:
                     try:
                         for frame in channel.frames(self.buffer, self.limits.file_mb << 20):
                             message = channel.parse(frame)
-                            if "violation" in message:
-                                violations.append(channel.clean_text(message["violation"], 100))
-                            elif message.get("nonce") == nonce:
+                            if message.get("nonce") == nonce:
                                 return message
                     except channel.Malformed as error:
                         raise Ended(f"sent back something that is not a result ({error})") from None
@@ -214,9 +212,22 @@ def _needs(step):
     return {r["var"] for r in _refs(step) if "var" in r}
 
 
+def _arrays(step, inputs):
+    """{key: array} of the inputs ``step`` refers to: what is sent with it, and nothing else."""
+    out = {}
+    for ref in _refs(step):
+        key = ref.get("in", ref.get("tensor"))
+        if key is not None:
+            out[key] = inputs[key]
+        elif "state" in ref:
+            out.update((k, v) for k, v in inputs.items() if k.startswith(ref["state"]))
+    return out
+
+
 class Run:
-    def __init__(self, student_files, task, limits, root, python):
+    def __init__(self, student_files, task, inputs, limits, root, python):
         self.files, self.task, self.limits, self.root, self.python = student_files, task, limits, root, python
+        self.inputs = inputs
         self.result = ChildResult()
         self.output = bytearray()
         self.groups = [] if "torch" in task.get("forbidden", []) else [identity.LIBRARY_GID]
@@ -237,30 +248,27 @@ class Run:
         return self.labels.get(needed[0], "an earlier call") if needed else "an earlier call"
 
     def message(self, reply):
-        """A failed reply in words, from its structured fields."""
+        """A failed reply in words, from its structured fields (no number of the student's code in them)."""
         failure = reply.get("failure")
         if not isinstance(failure, dict):
             return "failed"
         if "unencodable" in failure:
             return f"returned {channel.student_text(failure['unencodable'], 100)}, which is not plain data"
         if "pick" in failure:
-            length = failure.get("length")
-            kind = channel.student_text(failure["pick"], 60)
-            return (f"returned a tuple of {length}, too short" if type(length) is int
-                    else f"returned a {kind}, not a tuple")
+            return ("returned a tuple with too few items" if type(failure.get("length")) is int
+                    else f"returned {channel.type_words(failure['pick'])}, not a tuple")
         return channel.describe_failure(failure, self.files)
 
     def new_child(self):
         self.generation += 1
         self.child = Child(self.root, self.limits, self.python, self.groups, self.output)
-        violations = []
         try:
-            reply = self.child.ask({"import": True}, self.limits.import_seconds, self.deadline, violations)
+            reply = self.child.ask({"import": True}, self.limits.import_seconds, self.deadline)
         except Ended as ended:
             self.end_child()
             return {"ok": False, "error": f"your code {ended.reason}" if "timed out" not in ended.reason
-                    else f"importing it {ended.reason}", "violations": violations}
-        record = {"ok": reply.get("ok") is True, "violations": violations,
+                    else f"importing it {ended.reason}"}
+        record = {"ok": reply.get("ok") is True,
                   "seconds": reply.get("seconds") if isinstance(reply.get("seconds"), float) else 0.0}
         if not record["ok"]:
             record["error"] = self.message(reply)
@@ -303,13 +311,12 @@ class Run:
                 why = f"not run: the file could not be imported again ({imported['error']})"
                 self.over = self.over or "could not be imported again"
         if why:
-            return self.record_failure(step, why, [])
-        violations = []
+            return self.record_failure(step, why)
         command = {"step": {k: step[k] for k in ("call", "args", "kwargs", "save", "pick") if k in step}}
         command["step"]["report"] = "id" in step
         started = time.monotonic()
         try:
-            reply = self.child.ask(command, budget, self.deadline, violations)
+            reply = self.child.ask(command, budget, self.deadline, _arrays(step, self.inputs))
         except Ended as ended:
             if "timed out" in ended.reason:
                 self.spent[0] += time.monotonic() - started
@@ -319,8 +326,8 @@ class Run:
             if not ended.restart:
                 self.over = ended.reason
             return self.record_failure(step, f"your code {ended.reason}" if "timed out" not in ended.reason
-                                       else ended.reason, violations)
-        record = {"ok": reply.get("ok") is True, "violations": violations, "error": "",
+                                       else ended.reason)
+        record = {"ok": reply.get("ok") is True, "error": "",
                   "seconds": reply.get("seconds") if isinstance(reply.get("seconds"), float) else 0.0}
         if record["ok"] and "id" in step:
             try:
@@ -329,6 +336,7 @@ class Run:
                 record.update(ok=False, error=f"returned something the grader cannot read ({error})")
         elif not record["ok"]:
             record["error"] = self.message(reply)
+            record["in_place"] = channel.in_place_edit(reply.get("failure"), self.files)
         if "save" in step:
             if record["ok"]:
                 self.saved[step["save"]] = self.generation
@@ -337,10 +345,10 @@ class Run:
                 self.failed[step["save"]] = f"failed ({record['error']})"
         return record
 
-    def record_failure(self, step, why, violations):
+    def record_failure(self, step, why):
         if "save" in step:
             self.failed[step["save"]] = "could not run" if why.startswith("not run") else f"failed ({why})"
-        return {"ok": False, "error": why, "violations": violations, "seconds": 0.0}
+        return {"ok": False, "error": why, "seconds": 0.0}
 
     def run(self):
         records = self.result.records
@@ -362,7 +370,8 @@ class Run:
 
 def run(student_files, task, inputs, limits=None, python=None):
     """Run ``task`` ({"module", "steps", "forbidden"}; steps as in driver.py, plus "id" to get a result back and
-    "timeout_factor") against ``student_files`` ({name: bytes}) with ``inputs`` ({key: array}).
+    "timeout_factor") against ``student_files`` ({name: bytes}) with ``inputs`` ({key: array}: each step is
+    sent the ones it refers to, with its command; none is written where a child could read it).
 
     Never raises because of what the student did; returns a ChildResult with a record for every step's id.
     """
@@ -379,11 +388,9 @@ def run(student_files, task, inputs, limits=None, python=None):
         shutil.copy(DRIVER, root / "driver.py")
         (root / "task.json").write_text(json.dumps({"module": task["module"], "student_dir": str(student_dir),
                                                     "forbidden": list(task.get("forbidden", []))}))
-        np.savez(root / "inputs.npz", **inputs)
-        for path in [root, student_dir, *student_dir.iterdir(), root / "driver.py", root / "task.json",
-                     root / "inputs.npz"]:
+        for path in [root, student_dir, *student_dir.iterdir(), root / "driver.py", root / "task.json"]:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         try:
-            return Run(student_files, task, limits, root, python or sys.executable).run()
+            return Run(student_files, task, inputs, limits, root, python or sys.executable).run()
         except OSError as error:
             return ChildResult(problem=f"could not start: the sandbox failed ({error}): tell your TA")

@@ -17,9 +17,9 @@ Conventions (as in the lectures and in every deep learning library):
   layer that edits them in place (``x -= mu``) corrupts the whole network's backward pass. Compute on a
   copy (``xc = x - mu``). The one exception is ``bn_param``, whose running statistics batchnorm updates.
 
-You may use any numpy array operation (``np.pad``, slicing, ``reshape``, ``einsum``, ``tensordot``,
-``sliding_window_view``...). You may not use torch, tensorflow, jax, scipy.signal, scipy.ndimage,
-``np.convolve`` or ``np.correlate``: a function that does scores zero.
+You may use any numpy operation (``np.pad``, slicing, ``reshape``, ``einsum``, ``tensordot``,
+``sliding_window_view``, the 1-D ``np.convolve`` and ``np.correlate``...). You may not use torch, tensorflow,
+jax, scipy.signal or scipy.ndimage: a function that does scores zero.
 
 Check each backward with ``gradcheck.eval_numerical_gradient_array`` before you move on.
 """
