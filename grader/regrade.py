@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from grader import submission
 from grader.assignments import get_assignment
+from grader.text import clean_text
 
 METADATA = "submission_metadata.yml"
 SUBMISSION_ID = re.compile(r"submission_(\d+)")
@@ -124,7 +125,8 @@ def entries(export):
         if not _is_submission(path):
             continue
         match = SUBMISSION_ID.fullmatch(path.stem)
-        key = match.group(1) if match else path.stem
+        # a folder's name may be anything (not UTF-8, escapes): it reaches scores.csv and the report cleaned
+        key = match.group(1) if match else clean_text(path.stem, 100)
         found.append(Entry(key, path, submitters.get(path.stem, []), {"id": int(key)} if match else None))
     return sorted(found, key=lambda e: (not e.key.isdigit(), int(e.key) if e.key.isdigit() else 0, e.key))
 

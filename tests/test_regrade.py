@@ -276,3 +276,13 @@ def test_a_name_that_looks_like_a_formula_stays_text_in_scores_csv():
     [row] = rows([graded], get_assignment("cnn"), ["quiz"])
     assert (row["name"], row["email"], row["sid"]) == ("'=HYPERLINK(\"http://x\")", "'@x", "'-1")
     assert row["grader_error"] == "the grade failed: boom" and row["total"] == "" and row["4.1"] == ""
+
+
+def test_a_folder_named_in_no_encoding_is_keyed_by_a_clean_name(tmp_path):
+    """A folder of a plain export may be named anything: its key reaches scores.csv (UTF-8) and the report."""
+    export = tmp_path / "export"
+    folder = os.fsencode(export) + b"/caf\xe9\x1b[31m"
+    os.makedirs(folder)
+    [entry] = entries(export)
+    assert entry.key == "caf?"   # the lone byte replaced, the escape sequence dropped whole
+    entry.key.encode("utf-8")   # no lone surrogate left
