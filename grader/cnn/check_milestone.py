@@ -69,8 +69,10 @@ def _run(plan, checkpoint, limits, seconds):
     """Run ``plan`` beside the checkpoint and the grader's files, with at least ``seconds`` of wall and CPU time
     and the memory a network takes."""
     files = {FILE: checkpoint, **{name: path.read_bytes() for name, path in CHILD_FILES.items()}}
+    # The child runs the grader's code on the checkpoint (no student code): each plan gets its own time budget.
     plan.run(files, dataclasses.replace(limits, memory_mb=max(limits.memory_mb, MEMORY_MB),
                                         wall_seconds=max(limits.wall_seconds, seconds),
+                                        part_seconds=max(limits.part_seconds, seconds), spent=[0.0],
                                         cpu_seconds=max(limits.cpu_seconds, int(seconds))))
 
 

@@ -331,6 +331,13 @@ def main(argv):
         task = json.load(f)
     with np.load(inputs_path, allow_pickle=False) as data:
         inputs = {k: data[k] for k in data.files}
+    # --- confinement (confine.py, beside this file): the kernel's limits, before any student code runs ---
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("confine", os.path.join(os.path.dirname(task_path), "confine.py"))
+    confine = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(confine)
+    confine.confine("torch" in task.get("forbidden", ()), os.path.dirname(task_path), os.getcwd())
+    # --- end of confinement ---
     sys.path.insert(0, task["student_dir"])
     with os.fdopen(command_fd, "r") as commands:
         Runner(task, inputs, commands, reply_fd).main()
