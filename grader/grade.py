@@ -21,7 +21,7 @@ from grader import results, submission
 from grader.review import review
 from grader.assignments import get_assignment
 from grader.checks import blocked, to_result
-from grader.sandbox import Limits
+from grader.sandbox import Limits, Spent
 
 
 def gradescope_metadata(path):
@@ -60,7 +60,7 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
             try:
                 checker = importlib.import_module(spec.checkers[part])
                 # One budget for hung calls per part, shared by its plans.
-                outcomes = checker.check(sub.files, part_rng(seed, part), dataclasses.replace(limits, spent=[0.0]),
+                outcomes = checker.check(sub.files, part_rng(seed, part), dataclasses.replace(limits, spent=Spent()),
                                          names)
             except Exception:  # the grader's own bug: this part gets a message, the run goes on
                 log(f"internal error while checking {part}:\n{traceback.format_exc()}")

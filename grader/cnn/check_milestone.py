@@ -22,6 +22,7 @@ from grader import paths
 from grader.checks import Outcome, blocked
 from grader.cnn import cifar10, points
 from grader.plan import Plan
+from grader.sandbox import Spent
 
 FILE = "milestone.pt"
 CHECK_TEST, ACCURACY_TEST = "milestone checkpoint", "milestone accuracy"
@@ -72,7 +73,7 @@ def _run(plan, checkpoint, limits, seconds):
     # The child runs the grader's code on the checkpoint (no student code): each plan gets its own time budget.
     plan.run(files, dataclasses.replace(limits, memory_mb=max(limits.memory_mb, MEMORY_MB),
                                         wall_seconds=max(limits.wall_seconds, seconds),
-                                        part_seconds=max(limits.part_seconds, seconds), spent=[0.0],
+                                        part_seconds=max(limits.part_seconds, seconds), spent=Spent(),
                                         cpu_seconds=max(limits.cpu_seconds, int(seconds))))
 
 

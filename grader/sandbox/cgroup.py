@@ -63,17 +63,27 @@ class Group:
         except (OSError, ValueError):
             return []
 
-    def oom_killed(self):
-        """Whether the kernel killed a process of the group for going over its memory."""
-        name = "memory.events" if self.v2 else "memory.oom_control"
+    def oom_kill(self):
+        """Whether the kernel killed a process of the group for lack of memory: "own" when over the group's own
+        limit, "above" when over a limit above it (the container's), "" when not."""
+        events = self._counts("memory.events" if self.v2 else "memory.oom_control")
+        if events.get("oom_kill", 0) == 0:
+            return ""
+        over = events.get("max", 0) if self.v2 else self._counts("memory.failcnt").get("", 0)
+        return "own" if over > 0 else "above"
+
+    def _counts(self, name):
+        """{key: count} of a cgroup file of "key count" lines (a bare count under the key "")."""
         try:
-            for line in (self.path / name).read_text().splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill":
-                    return int(value) > 0
-        except (OSError, ValueError):
-            pass
-        return False
+            lines = (self.path / name).read_text().splitlines()
+        except OSError:
+            return {}
+        found = {}
+        for line in lines:
+            key, _, value = line.rpartition(" ")
+            if value.isdigit():
+                found[key] = int(value)
+        return found
 
     def kill(self):
         """SIGKILL everything in the group, until it is empty."""

@@ -27,16 +27,25 @@ class Limits:
     # over 5x headroom on half a CPU. A function that hangs costs this once, then is not called again.
     call_seconds: float = 2.0
     import_seconds: float = 20.0   # starting a child and importing the student's module (torch: about 3 s)
-    # Everything the children of one part may take in all: starting, importing, every call, cleaning up
-    # (``spent`` is shared by the plans of one part; the grader gives each part a fresh one). The solutions'
-    # slowest part (ResNet) takes about 3 s here; a file that hangs or sleeps everywhere costs this, no more.
+    # Per part (``spent`` is shared by the plans of one part; the grader gives each part a fresh Spent):
+    # everything its children may take in all, starting, importing, every call and cleaning up (the solutions'
+    # slowest part, ResNet, takes about 4 s here), and what calls that time out may cost of it (a file hanging
+    # in every function costs this, not 2 s per function).
     part_seconds: float = 15.0
-    spent: list = field(default=None, repr=False, compare=False)   # [seconds]; None: one per run
+    hang_seconds: float = 8.0
+    spent: "Spent" = field(default=None, repr=False, compare=False)   # None: one per run
     cpu_seconds: int = 120
     memory_mb: int = 450           # resident, summed over the child's processes, plus its files in /tmp, /dev/shm
     processes: int = 32            # processes and threads of the sandbox user
     file_mb: int = 64              # largest file the child may write, and largest answer it may send
     output_kb: int = 64            # stdout + stderr kept (the rest is read and dropped)
+
+
+@dataclass
+class Spent:
+    """Seconds the children of one part have taken so far: in all, and in calls that timed out."""
+    total: float = 0.0
+    hung: float = 0.0
 
 
 def preexec(limits, process_cap, uid, groups, group):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from grader.sandbox import cgroup, channel, identity
-from grader.sandbox.limits import PASSED_ENV, THREADS_ENV, Limits, memory_mb, preexec, threads_of
+from grader.sandbox.limits import PASSED_ENV, THREADS_ENV, Limits, Spent, memory_mb, preexec, threads_of
 
 DRIVER = Path(__file__).with_name("driver.py")
 CONFINE = Path(__file__).with_name("confine.py")
@@ -180,10 +180,11 @@ class Child:
     def _exit_reason(self):
         code = self.proc.returncode
         if code == -signal.SIGKILL and not self.killed:
-            if self.group is not None and self.group.oom_killed():
+            oom = self.group.oom_kill() if self.group is not None else ""
+            if oom == "own":
                 return f"used more than {self.limits.memory_mb} MB of memory and was stopped"
             after = _oom_kills()
-            if after is not None and self.oom_before is not None and after > self.oom_before:
+            if oom == "above" or (after is not None and self.oom_before is not None and after > self.oom_before):
                 return OUT_OF_MEMORY
         if code == -signal.SIGXCPU:
             return f"was stopped: it used more than {self.limits.cpu_seconds} s of CPU time"
@@ -250,7 +251,7 @@ class Run:
         self.labels = {}      # save name -> whose result it is (a student's function or class)
         self.stopped = {}     # student function -> why it is not called again
         self.over = ""        # set when the plan's time is spent: nothing more runs
-        self.spent = limits.spent if limits.spent is not None else [0.0]   # seconds its part's children took
+        self.spent = limits.spent if limits.spent is not None else Spent()
 
     @contextlib.contextmanager
     def charged(self):
@@ -259,11 +260,11 @@ class Run:
         try:
             yield
         finally:
-            self.spent[0] += time.monotonic() - started
+            self.spent.total += time.monotonic() - started
 
     def left(self):
         """Seconds left of the part's budget."""
-        return self.limits.part_seconds - self.spent[0]
+        return self.limits.part_seconds - self.spent.total
 
     def label(self, step):
         own = sorted(_functions(step))
@@ -331,10 +332,14 @@ class Run:
         if "save" in step:
             self.labels[step["save"]] = self.label(step)
         why = self.skip_reason(step)
-        budget = min(self.limits.call_seconds * float(step.get("timeout_factor", 1)), self.left())
-        if not why and budget <= 0:
+        budget = min(self.limits.call_seconds * float(step.get("timeout_factor", 1)), self.left(),
+                     self.limits.hang_seconds - self.spent.hung)
+        if not why and self.left() <= 0:
             why = f"not run: your code has used the {self.limits.part_seconds:g} s this file may take in all " \
                   "(importing it, every call, and ending it)"
+        elif not why and budget <= 0:
+            why = f"not run: calls in this file timed out for {self.limits.hang_seconds:g} s in all, the most a " \
+                  "file may lose that way"
         if not why and self.child is None:
             imported = self.new_child()
             if not imported["ok"]:
@@ -345,10 +350,13 @@ class Run:
         violations = []
         command = {"step": {k: step[k] for k in ("call", "args", "kwargs", "save", "pick") if k in step}}
         command["step"]["report"] = "id" in step
+        started = time.monotonic()
         try:
             with self.charged():
                 reply = self.child.ask(command, budget, self.deadline, violations)
         except Ended as ended:
+            if "timed out" in ended.reason:
+                self.spent.hung += time.monotonic() - started
             self.end_child()
             for function in _functions(step) if ended.reason != OUT_OF_MEMORY else ():
                 self.stopped[function] = "timed out" if "timed out" in ended.reason else "stopped your code"
