@@ -12,12 +12,17 @@ def _error(args, message, status=2):
 
 
 def _sandbox_refused(args):
-    """Exit status 1 and the instructor's one line when no sandboxed child can start here (a grade would be
-    all zeros that blame the student); None when grading can go ahead."""
-    from grader.preflight import sandbox_problem
+    """Exit status 1 and the instructor's one line where no child can start here (a grade would be all zeros
+    that blame the student) or none can be contained (unless ``--unconfined``); None when grading can go ahead,
+    after one line for staff on what protects the run."""
+    from grader import preflight
 
-    problem = sandbox_problem()
-    return _error(args, problem, status=1) if problem else None
+    found = preflight.check()
+    refused = preflight.refusal(found, args.unconfined)
+    if refused:
+        return _error(args, refused, status=1)
+    print(found.line())
+    return None
 
 
 def _release(args):
@@ -107,6 +112,10 @@ def _gradescope(args):
     return status
 
 
+UNCONFINED_HELP = "grade even where the children cannot be confined (no seccomp): student code then runs with " \
+                  "this user's rights"
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="convlab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -124,12 +133,14 @@ def build_parser():
     grade.add_argument("--seed", type=int, help="use this hidden-case seed (results.json: extra_data.seed)")
     grade.add_argument("--dump-cases", metavar="DIR",
                        help="TA: also write the hidden cases (calls and input values) to DIR")
+    grade.add_argument("--unconfined", action="store_true", help=UNCONFINED_HELP)
     grade.set_defaults(run=_grade)
 
     regrade = commands.add_parser("regrade", help="grade every submission of an export folder")
     regrade.add_argument("export", help="a folder of submissions (folders or zips), e.g. a Gradescope export")
     regrade.add_argument("--assignment", default=DEFAULT)
     regrade.add_argument("--out", default="regrade", help="output folder (default: regrade)")
+    regrade.add_argument("--unconfined", action="store_true", help=UNCONFINED_HELP)
     regrade.set_defaults(run=_regrade)
 
     gradescope = commands.add_parser("gradescope", help="run an autograder zip on a submission as Gradescope would")
