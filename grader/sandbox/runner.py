@@ -262,6 +262,10 @@ class Run:
         finally:
             self.spent.total += time.monotonic() - started
 
+    def spent_reason(self):
+        return f"your code has used the {self.limits.part_seconds:g} s this file may take in all (importing it, " \
+               "every call, and ending it)"
+
     def left(self):
         """Seconds left of the part's budget."""
         return self.limits.part_seconds - self.spent.total
@@ -290,6 +294,8 @@ class Run:
     def new_child(self):
         self.generation += 1
         violations = []
+        if self.left() <= 0:
+            return {"ok": False, "error": self.spent_reason(), "violations": violations}
         with self.charged():
             self.child = Child(self.root, self.limits, self.python, self.groups, self.output)
             try:
@@ -335,8 +341,7 @@ class Run:
         budget = min(self.limits.call_seconds * float(step.get("timeout_factor", 1)), self.left(),
                      self.limits.hang_seconds - self.spent.hung)
         if not why and self.left() <= 0:
-            why = f"not run: your code has used the {self.limits.part_seconds:g} s this file may take in all " \
-                  "(importing it, every call, and ending it)"
+            why = f"not run: {self.spent_reason()}"
         elif not why and budget <= 0:
             why = f"not run: calls in this file timed out for {self.limits.hang_seconds:g} s in all, the most a " \
                   "file may lose that way"
