@@ -23,13 +23,19 @@ import sys
 PR_SET_NO_NEW_PRIVS = 38
 CLONE_THREAD = 0x00010000
 PROT_EXEC = 0x4
-# Extension modules a numpy-only child may use, loaded before executable mappings are refused.
-NUMPY_ONLY_IMPORTS = ("numpy.random", "numpy.linalg", "numpy.fft", "decimal", "random", "json", "queue")
+# Modules with native code a numpy-only child may use, loaded before executable mappings are refused (those a
+# Python build has built in, or lacks, cost nothing).
+NUMPY_ONLY_IMPORTS = ("numpy.random", "numpy.linalg", "numpy.fft", "math", "cmath", "random", "decimal", "json",
+                      "heapq", "bisect", "array", "struct", "statistics", "datetime", "pickle", "hashlib", "queue",
+                      "unicodedata", "zlib", "binascii", "csv", "fractions")
 DENIED = ("fork", "vfork", "execve", "execveat", "memfd_create", "memfd_secret", "socket", "socketpair",
           "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open", "pidfd_getfd", "pidfd_send_signal",
           "tkill", "io_uring_setup", "io_uring_enter", "io_uring_register", "bpf", "perf_event_open",
           "userfaultfd", "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "keyctl", "add_key",
-          "request_key", "kcmp", "mount_setattr", "open_tree", "move_mount", "fsopen", "fsmount")
+          "request_key", "kcmp", "mount_setattr", "open_tree", "move_mount", "fsopen", "fsmount",
+          # System V shared memory and message queues outlive the process (memory no process holds);
+          # personality(READ_IMPLIES_EXEC) would make readable mappings executable behind the filter's back.
+          "shmget", "mq_open", "personality")
 SYSTEM_READ = ("/etc/ld.so.cache", "/etc/localtime", "/usr/share/zoneinfo", "/dev/urandom", "/dev/random",
                "/proc/self", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/sys/devices/system/cpu",
                "/sys/fs/cgroup")
@@ -40,7 +46,7 @@ LIBRARY_FOLDERS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64")
 # Landlock (include/uapi/linux/landlock.h)
 CREATE_RULESET, ADD_RULE, RESTRICT_SELF = 444, 445, 446
 LANDLOCK_CREATE_RULESET_VERSION = 1
-RULE_PATH_BENEATH, RULE_NET_PORT = 1, 2
+RULE_PATH_BENEATH = 1
 FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 FS_ALL_V1 = (1 << 13) - 1                      # execute ... make_sym
 FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
@@ -136,13 +142,16 @@ def confine(numpy_only, sandbox, scratch):
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
     try:   # before Landlock: its module and libseccomp may lie outside what the child keeps
         import pyseccomp
-    except (ImportError, OSError):   # no pyseccomp or no libseccomp: the grader's preflight refuses such a machine
+    except (ImportError, OSError):   # no pyseccomp or no libseccomp: see below
         pyseccomp = None
     applied = []
     if numpy_only:
         import importlib
         for name in NUMPY_ONLY_IMPORTS:
-            importlib.import_module(name)
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                continue
     abi = landlock_abi()
     if abi:
         import numpy
@@ -153,5 +162,8 @@ def confine(numpy_only, sandbox, scratch):
         applied.append(f"landlock ABI {abi}")
     if pyseccomp is None:
         return applied
-    _seccomp(pyseccomp, numpy_only)
+    try:
+        _seccomp(pyseccomp, numpy_only)
+    except OSError:   # a kernel without seccomp: the preflight says so
+        return applied
     return ["seccomp", *applied]
