@@ -675,7 +675,8 @@ def test_a_slow_import_is_charged_to_the_part(tmp_path):
 
     folder = tmp_path / "submission"
     folder.mkdir()
-    (folder / "layers.py").write_text("import time\ntime.sleep(15)\n" + (REPO / "solutions" / "cnn" / "layers.py").read_text())
+    solution = (REPO / "solutions" / "cnn" / "layers.py").read_text()
+    (folder / "layers.py").write_text("import time\ntime.sleep(15)\n" + solution)
     started = time.monotonic()
     tests, _ = grade(folder, parts=["layers"], log=lambda message: None)
     assert time.monotonic() - started < 30
