@@ -131,13 +131,20 @@ def test_a_frame_over_the_cap_or_with_too_many_items_is_refused():
         channel.decode(json.loads('{"__list__": [' * 40 + "]}" * 40))
 
 
+def run_f(body, limits=LIMITS, forbidden=(), args=()):
+    """Run a function ``f(*args)`` with ``body``; its record (a function called after it must still answer)."""
+    source = "import os, sys, time\nimport numpy as np\ndef f(*args):\n" \
+        + textwrap.indent(textwrap.dedent(body), "    ") + "\ndef g():\n    return 3\n"
+    steps = [{"id": "a", "call": "f", "args": [{"v": a} for a in args]}, {"id": "b", "call": "g"}]
+    result = run_module(source, steps, limits=limits, forbidden=forbidden)
+    assert result.records["b"]["value"] == 3, result.records
+    return result.records["a"]
+
+
 def assert_costs_its_call_only(body, limits, message):
-    """A function ``f`` with ``body`` fails with ``message``; the function called after it still answers."""
-    source = "import os, time\nimport numpy as np\ndef f():\n" + textwrap.indent(textwrap.dedent(body), "    ") \
-        + "\ndef g():\n    return 3\n"
-    result = run_module(source, [{"id": "a", "call": "f"}, {"id": "b", "call": "g"}], limits=limits)
-    assert message in result.records["a"]["error"], result.records["a"]
-    assert result.records["b"]["value"] == 3, result.records["b"]
+    """``f`` with ``body`` fails with ``message``; the function called after it still answers."""
+    record = run_f(body, limits)
+    assert message in record["error"], record
 
 
 def test_a_result_too_large_to_hand_back_costs_its_call_only():
@@ -512,27 +519,17 @@ def in_every_mode(test):
     return test
 
 
-def refused(body, forbidden=(), args=()):
-    """Run ``f(*args)`` with ``body``; its record, and that of a function called after it (which must answer)."""
-    source = "import os, sys, time\ndef f(*args):\n" + textwrap.indent(textwrap.dedent(body), "    ") \
-        + "\ndef g():\n    return 3\n"
-    steps = [{"id": "a", "call": "f", "args": [{"v": a} for a in args]}, {"id": "b", "call": "g"}]
-    result = run_module(source, steps, forbidden=forbidden)
-    assert result.records["b"]["value"] == 3, result.records
-    return result.records["a"]
-
-
 @pytest.mark.parametrize("how", ["os.fork()", "subprocess.run(['true'])", "os.posix_spawn('/bin/true', ['true'], {})",
                                  "__import__('multiprocessing').Process(target=print).start()"])
 @in_every_mode
 def test_a_child_cannot_start_a_process(how):
-    record = refused(f"import subprocess\nreturn {how}")
+    record = run_f(f"import subprocess\nreturn {how}")
     assert "PermissionError" in record["error"], record
 
 
 @in_every_mode
 def test_a_child_cannot_signal_the_grader():
-    record = refused("os.kill(os.getppid(), 0)\nreturn 'reached'")
+    record = run_f("os.kill(os.getppid(), 0)\nreturn 'reached'")
     assert "PermissionError" in record["error"], record
 
 
@@ -552,7 +549,7 @@ def setuid_copy(program):
 def test_a_setuid_program_cannot_be_started_from_a_child():
     program = setuid_copy("/usr/bin/id")
     try:
-        record = refused("import subprocess\nreturn subprocess.run(args, capture_output=True).stdout.decode()",
+        record = run_f("import subprocess\nreturn subprocess.run(args, capture_output=True).stdout.decode()",
                          args=[str(program), "-u"])
     finally:
         shutil.rmtree(program.parent)
@@ -623,7 +620,7 @@ def test_the_sweep_kills_every_process_of_the_uid_whatever_it_does(trick):
 
 @in_every_mode
 def test_memfds_are_refused():
-    record = refused("fd = os.memfd_create('hog')\nos.write(fd, b'x' * (64 << 20))\nreturn fd")
+    record = run_f("fd = os.memfd_create('hog')\nos.write(fd, b'x' * (64 << 20))\nreturn fd")
     assert "PermissionError" in record["error"], record
 
 
@@ -662,11 +659,11 @@ def test_native_code_the_submission_writes_cannot_load_where_torch_is_forbidden(
     import fast
     return fast.answer()
     """
-    record = refused(body, forbidden=["torch"])
+    record = run_f(body, forbidden=["torch"])
     assert not record["ok"] and ("ImportError" in record["error"] or "OSError" in record["error"]), record
     # The same code where torch is allowed (executable mappings stay: oneDNN makes code at run time) loads it:
     # the mechanism is the filter, not luck.
-    assert refused(body)["value"] == 42
+    assert run_f(body)["value"] == 42
 
 
 @in_every_mode
@@ -715,7 +712,7 @@ def test_a_flood_of_files_is_removed_at_once_and_charged_to_the_part():
 @in_every_mode
 def test_a_child_cannot_write_into_the_users_home():
     home = Path.home()
-    record = refused("open(os.path.join(args[0], 'convlab-was-here'), 'w').write('x')\nreturn 'written'",
+    record = run_f("open(os.path.join(args[0], 'convlab-was-here'), 'w').write('x')\nreturn 'written'",
                      args=[str(home)])
     assert "PermissionError" in record["error"], record
     assert not (home / "convlab-was-here").exists()
@@ -725,7 +722,7 @@ def test_a_child_cannot_write_into_the_users_home():
 @with_landlock
 @pytest.mark.parametrize("path", ["/etc/passwd", str(REPO / "grader" / "sandbox" / "runner.py"), "/proc/1/environ"])
 def test_a_child_cannot_read_outside_its_grant(path):
-    record = refused("return len(open(args[0], 'rb').read())", args=[path])
+    record = run_f("return len(open(args[0], 'rb').read())", args=[path])
     assert "PermissionError" in record["error"], record
 
 
@@ -737,7 +734,7 @@ def test_a_child_cannot_open_a_connection():
         server.bind(("127.0.0.1", 0))
         server.listen()
         server.setblocking(False)
-        record = refused("import socket\nsocket.create_connection(('127.0.0.1', args[0]), timeout=2).close()\n"
+        record = run_f("import socket\nsocket.create_connection(('127.0.0.1', args[0]), timeout=2).close()\n"
                          "return 'connected'", args=[server.getsockname()[1]])
         assert "PermissionError" in record["error"], record
         with pytest.raises(BlockingIOError):
