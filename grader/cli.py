@@ -14,12 +14,17 @@ def _error(args, message, status=2):
 
 
 def _sandbox_refused(args):
-    """Exit status 1 and the instructor's one line when no sandboxed child can start here (a grade would be
-    all zeros that blame the student); None when grading can go ahead."""
-    from grader.preflight import sandbox_problem
+    """Exit status 1 and the instructor's one line where no child can start here (a grade would be all zeros
+    that blame the student) or none can be contained (unless ``--unconfined``); None when grading can go ahead,
+    after one line for staff on what protects the run."""
+    from grader import preflight
 
-    problem = sandbox_problem()
-    return _error(args, problem, status=1) if problem else None
+    found = preflight.check()
+    refused = preflight.refusal(found, args.unconfined)
+    if refused:
+        return _error(args, refused, status=1)
+    print(found.line())
+    return None
 
 
 def _unknown_parts(args):
@@ -140,6 +145,10 @@ def _gradescope(args):
     return status
 
 
+UNCONFINED_HELP = "grade even where the children cannot be confined (no seccomp): student code then runs with " \
+                  "this user's rights"
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="convlab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -158,6 +167,7 @@ def build_parser():
     grade.add_argument("--dump-cases", metavar="DIR",
                        help="TA: also write the hidden cases (calls and input values) to DIR")
     grade.add_argument("--verbose", action="store_true", help="staff: every test's whole feedback under its row")
+    grade.add_argument("--unconfined", action="store_true", help=UNCONFINED_HELP)
     grade.set_defaults(run=_grade)
 
     regrade = commands.add_parser("regrade", help="grade every submission of a Gradescope export")
@@ -171,6 +181,7 @@ def build_parser():
     regrade.add_argument("--similarity", type=float, metavar="SHARE", default=similarity.THRESHOLD,
                          help="list the pairs of files that share at least this share of their code "
                               f"(default {similarity.THRESHOLD})")
+    regrade.add_argument("--unconfined", action="store_true", help=UNCONFINED_HELP)
     regrade.set_defaults(run=_regrade)
 
     gradescope = commands.add_parser("gradescope", help="run an autograder zip on a submission as Gradescope would")

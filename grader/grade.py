@@ -21,7 +21,7 @@ from grader import results, submission
 from grader.review import review
 from grader.assignments import get_assignment
 from grader.checks import blocked, failed_categories, to_result
-from grader.sandbox import Limits
+from grader.sandbox import Limits, Spent
 
 # What a test says when the grader itself failed on it (a regrade flags it for staff).
 INTERNAL_ERROR = "the grader failed on this part (an internal error, not your code): please tell your TA"
@@ -63,7 +63,7 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
             try:
                 checker = importlib.import_module(spec.checkers[part])
                 # One budget for hung calls per part, shared by its plans.
-                outcomes = checker.check(sub.files, part_rng(seed, part), dataclasses.replace(limits, spent=[0.0]),
+                outcomes = checker.check(sub.files, part_rng(seed, part), dataclasses.replace(limits, spent=Spent()),
                                          names)
             except Exception:  # the grader's own bug: this part gets a message, the run goes on
                 log(f"internal error while checking {part}:\n{traceback.format_exc()}")

@@ -12,7 +12,7 @@ from grader import paths, release
 GRADESCOPE = Path(__file__).with_name("gradescope")
 # Fixed timestamps: the same sources give byte-identical zips.
 EPOCH = (2020, 1, 1, 0, 0, 0)
-RUNTIME_REQUIREMENTS = ["numpy>=1.24", "tqdm>=4.60", "nbformat>=5.7", "gradescope-utils>=0.5"]
+RUNTIME_REQUIREMENTS = ["numpy>=1.24", "tqdm>=4.60", "nbformat>=5.7", "gradescope-utils>=0.5", "pyseccomp>=0.1.2"]
 
 
 class PackageError(Exception):

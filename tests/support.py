@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 from pathlib import Path
@@ -73,3 +74,17 @@ def in_container(memory_mb, code, env=()):
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+def venv_checkout(folder):
+    """A virtual environment and a copy of the grader in ``folder``: (its python, the checkout, its site-packages).
+    The venv reaches the project's packages (numpy, torch, ...) through a .pth file, after its own."""
+    base = Path(sys.base_prefix, "bin", "python3")
+    subprocess.run([str(base), "-m", "venv", "--without-pip", str(folder / "venv")], check=True)
+    python = folder / "venv" / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "project.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    shutil.copytree(paths.REPO / "grader", folder / "checkout" / "grader",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return python, folder / "checkout", Path(site)

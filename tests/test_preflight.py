@@ -1,19 +1,22 @@
 """The grader refuses to grade where its sandbox cannot start a child: one line for the instructor, a non-zero
 exit and no results, never a results.json of zeros that blames the student: from grade, regrade and the
-autograder zip's run_autograder."""
+autograder zip's run_autograder. It refuses too where a child cannot be contained (no seccomp), unless the
+instructor passes --unconfined; and it says in one line what protects the run."""
+import json
 import os
 import shutil
 import subprocess
 import sys
-import sysconfig
+import tempfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from grader import package, paths
+from support import venv_checkout
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox drops to another uid only as root")
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox drops to another uid only as root")
 
 
 @pytest.fixture
@@ -22,17 +25,19 @@ def closed_checkout(tmp_path):
     run there, the sandbox user cannot even reach the interpreter."""
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
-    base = Path(sys.base_prefix, "bin", "python3")
-    subprocess.run([str(base), "-m", "venv", "--without-pip", str(closed / "venv")], check=True)
-    python = closed / "venv" / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    # The project's packages (numpy, torch, ...) without copying them: the grader process sees them, and that
-    # the child cannot start is decided by the interpreter's folder alone.
-    Path(site, "project.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    shutil.copytree(paths.REPO / "grader", closed / "checkout" / "grader",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    return python, closed / "checkout"
+    python, checkout, _ = venv_checkout(closed)
+    return python, checkout
+
+
+@pytest.fixture
+def checkout_without_seccomp():
+    """A checkout every user can read whose interpreter finds no pyseccomp (as where libseccomp is missing)."""
+    folder = Path(tempfile.mkdtemp(prefix="convlab-no-seccomp-"))
+    folder.chmod(0o755)
+    python, checkout, site = venv_checkout(folder)
+    (site / "pyseccomp.py").write_text("raise ImportError('no libseccomp here')\n")
+    yield python, checkout
+    shutil.rmtree(folder)
 
 
 def _run(python, checkout, *args):
@@ -49,6 +54,7 @@ def _assert_refused(result, python):
     assert str(python) in line and "chmod o+rx" in line and "Nothing was graded" in line
 
 
+@as_root
 def test_grade_from_a_checkout_the_sandbox_user_cannot_enter_stops_with_the_instructors_error(closed_checkout,
                                                                                                 tmp_path):
     python, checkout = closed_checkout
@@ -58,6 +64,7 @@ def test_grade_from_a_checkout_the_sandbox_user_cannot_enter_stops_with_the_inst
     assert not out.exists()
 
 
+@as_root
 def test_regrade_refuses_too_and_writes_no_scores(closed_checkout, tmp_path):
     python, checkout = closed_checkout
     export = tmp_path / "export"
@@ -67,6 +74,7 @@ def test_regrade_refuses_too_and_writes_no_scores(closed_checkout, tmp_path):
     assert not (tmp_path / "regrade").exists()
 
 
+@as_root
 def test_run_autograder_refuses_where_its_venv_is_out_of_the_sandbox_users_reach(closed_checkout, tmp_path):
     """Gradescope's layout with /autograder/venv in a folder of mode 700: no results.json, a failed run."""
     python, _ = closed_checkout
@@ -80,3 +88,32 @@ def test_run_autograder_refuses_where_its_venv_is_out_of_the_sandbox_users_reach
                             capture_output=True, text=True, timeout=300)
     _assert_refused(result, python)
     assert not (root / "results" / "results.json").exists()
+
+
+def test_grade_refuses_where_children_cannot_be_confined_unless_told_to_accept_the_risk(checkout_without_seccomp,
+                                                                                         tmp_path):
+    python, checkout = checkout_without_seccomp
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    shutil.copy(paths.solutions_dir("cnn") / "quiz.py", submission)
+    out = tmp_path / "results.json"
+    refused = _run(python, checkout, "grade", str(submission), "--part", "quiz", "--out", str(out))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    line, = refused.stderr.strip().splitlines()
+    assert "no seccomp" in line and "--unconfined" in line and "Nothing was graded" in line, line
+    assert not out.exists()
+    accepted = _run(python, checkout, "grade", str(submission), "--part", "quiz", "--out", str(out), "--unconfined")
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.splitlines()[0].startswith("containment: NO seccomp, "), accepted.stdout
+    assert json.loads(out.read_text())["score"] > 0
+
+
+def test_grade_says_what_confines_its_children():
+    from grader import preflight
+    from grader.sandbox import confine
+
+    found = preflight.check()
+    assert found.problem == "" and found.seccomp
+    assert found.landlock == confine.landlock_abi()
+    assert found.own_uid == (os.geteuid() == 0)
+    assert found.line().startswith(f"containment: seccomp, landlock ABI {found.landlock}, ")

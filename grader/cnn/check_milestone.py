@@ -22,6 +22,7 @@ from grader import paths
 from grader.checks import Outcome, blocked
 from grader.cnn import cifar10, points
 from grader.plan import Plan
+from grader.sandbox import Spent
 from grader.text import clean_text
 
 FILE = "milestone.pt"
@@ -73,8 +74,10 @@ def _run(plan, checkpoint, limits, seconds):
     """Run ``plan`` beside the checkpoint and the grader's files, with at least ``seconds`` of wall and CPU time
     and the memory a network takes."""
     files = {FILE: checkpoint, **{name: path.read_bytes() for name, path in CHILD_FILES.items()}}
+    # The child runs the grader's code on the checkpoint (no student code): each plan gets its own time budget.
     plan.run(files, dataclasses.replace(limits, memory_mb=max(limits.memory_mb, MEMORY_MB),
                                         wall_seconds=max(limits.wall_seconds, seconds),
+                                        part_seconds=max(limits.part_seconds, seconds), spent=Spent(),
                                         cpu_seconds=max(limits.cpu_seconds, int(seconds))))
 
 

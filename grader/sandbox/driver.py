@@ -328,6 +328,13 @@ def main(argv):
     task_path, command_fd, reply_fd = argv[1], int(argv[2]), int(argv[3])
     with open(task_path) as f:
         task = json.load(f)
+    # --- confinement (confine.py, beside this file): the kernel's limits, before any student code runs ---
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("confine", os.path.join(os.path.dirname(task_path), "confine.py"))
+    confine = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(confine)
+    confine.confine("torch" in task.get("forbidden", ()), os.path.dirname(task_path), os.getcwd())
+    # --- end of confinement ---
     sys.path.insert(0, task["student_dir"])
     Runner(task, commands(command_fd), reply_fd).main()
 

@@ -1,35 +1,31 @@
 """Who a child runs as, and making sure nothing of it is left when it is done.
 
-When the grader runs as root (as on Gradescope), every child gets a uid never used before in this grader process
-(a regrade included), so nothing a child leaves can be mistaken for, or signal, the next one. Uids come in
+When the grader runs as root (as on Gradescope), every child gets a uid (and a gid) never used before in this grader
+process (a regrade included), so nothing a child leaves can be mistaken for, or signal, the next one. Uids come in
 blocks, each held by one grader process through a flock, so two graders on one machine never share one.
 
-The sweep runs in the grader itself, as root: it SIGKILLs, through pidfds (no pid reuse race), every process of
-the child's uid until none is alive. A process of the sandbox uid cannot signal root, so it cannot stop the sweep.
-Then every file the uid owns at the top of the world-writable folders (/tmp, /dev/shm, ...) is removed.
+The sweep kills through the uid itself: a helper forked from the grader becomes that uid and sends
+``kill(-1, SIGKILL)`` (the kernel signals every process whose real or saved uid is the helper's: forks in flight,
+zombie leaders whose threads live on, setuid programs the child started), again until /proc shows none of the
+uid's processes alive. Then every file the uid owns at the top of the world-writable folders is removed.
 
-Forbidden libraries are kept out of reach by permissions: their package folders belong to root and the group
-LIBRARY_GID, mode 750. Only a child given that group (the ResNet one) can import them; the layers child cannot,
-whatever its code does, because the files cannot be opened. ``restrict_packages`` sets this up, idempotently;
-the grader calls it on its own interpreter's site-packages before its first child.
+The forbidden libraries are kept from the layers child by the kernel (Landlock grants it numpy alone; seccomp
+refuses it new executable mappings). Where Landlock is missing, Gradescope's image (setup.sh, at build time, in
+its own venv) makes them ``root:LIBRARY_GID`` mode 750, and only a child given LIBRARY_GID (the ResNet one) can
+read them. The grader never changes the environment it runs from.
 """
 import fcntl
 import os
 import signal
-import site
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-NOBODY_GID = 65534
-LIBRARY_GID = 64999        # may read the forbidden libraries (torch, ...)
+LIBRARY_GID = 64999        # may read the forbidden libraries where setup.sh restricted them (torch, ...)
 UID_BASE, UID_BLOCK, UID_BLOCKS = 200_000, 1000, 1000
 UID_LOCKS = Path(tempfile.gettempdir()) / "convlab-sandbox-uids"
 SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", tempfile.gettempdir())
-# Top-level packages (or subpackages) a child without LIBRARY_GID must not import.
-RESTRICTED = ("torch", "functorch", "torchgen", "torchvision", "tensorflow", "jax", "jaxlib", "scipy/signal",
-              "scipy/ndimage")
+SWEEPS = 1000
 
 _blocks = []     # (first uid, lock file) held for the life of this process
 _next = [None]   # the next unused uid of the current block
@@ -64,7 +60,7 @@ def fresh_uid():
 
 
 def processes_of(uid):
-    """Pids of the live (not zombie) processes whose real uid is ``uid``."""
+    """Pids of the live processes whose real uid is ``uid`` (a zombie leader whose threads still run is live)."""
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -74,42 +70,39 @@ def processes_of(uid):
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("Uid", "").split()[:1] == [str(uid)] and fields.get("State", "Z").split()[0] not in "ZX":
+        state, threads = fields.get("State", "Z").split()[:1], fields.get("Threads", "1").split()[:1]
+        if fields.get("Uid", "").split()[:1] == [str(uid)] and (state not in (["Z"], ["X"]) or threads != ["1"]):
             found.append(int(entry.name))
     return found
 
 
-def _kill(pid, uid):
-    """SIGKILL ``pid`` if it still belongs to ``uid`` (checked through a pidfd, so a reused pid is spared)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except OSError:
-        return
-    try:
-        if os.stat(f"/proc/{pid}").st_uid == uid:
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def sweep(uid):
-    """Kill every process of ``uid``, again until none is alive (one may fork while the sweep runs; a process
-    with SIGKILL pending cannot fork, so each pass leaves only those forked before it reached their parent)."""
-    for _ in range(10_000):
-        pids = processes_of(uid)
-        if not pids:
-            return True
-        for pid in pids:
-            _kill(pid, uid)
-    return False
+    """Kill every process of ``uid`` from a helper running as ``uid``; True once none is alive."""
+    helper = os.fork()
+    if helper == 0:   # no Python-level locks from here on: plain syscalls, then _exit
+        status = 1
+        try:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            for _ in range(SWEEPS):
+                os.kill(-1, signal.SIGKILL)   # all of the uid's processes but this one, in one atomic pass
+                if processes_of(uid) == [os.getpid()]:
+                    status = 0
+                    break
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(helper, 0)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
-def remove_tree(path):
-    """Remove ``path`` however deep it goes (rm walks without recursion and never follows links)."""
-    subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=False)
+def remove(paths, per_call=4096):
+    """Remove ``paths`` however deep they go (rm walks without recursion and never follows links), with one rm
+    per ``per_call`` of them: a flood of files costs a few processes, not one each."""
+    paths = [str(path) for path in paths]
+    for first in range(0, len(paths), per_call):
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", *paths[first:first + per_call]],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
 
 def leftovers(uid):
@@ -149,25 +142,5 @@ def shared_bytes(uid, budget=2000):
 def clean_up(uid):
     """Kill everything of ``uid`` and remove its files outside the child's own folder."""
     dead = sweep(uid)
-    for path in leftovers(uid):
-        remove_tree(path)
+    remove(leftovers(uid))
     return dead
-
-
-def restrict_packages(paths=None):
-    """Make the forbidden packages under ``paths`` (default: this interpreter's site-packages) readable only by
-    root and LIBRARY_GID. Needs root; a no-op otherwise."""
-    if os.geteuid() != 0:
-        return
-    paths = paths or [*site.getsitepackages(), site.getusersitepackages(), *sys.path]
-    for base in dict.fromkeys(p for p in paths if p and os.path.isdir(p)):
-        for name in RESTRICTED:
-            target = os.path.join(base, name)
-            try:
-                st = os.lstat(target)
-            except OSError:
-                continue
-            if (st.st_uid, st.st_gid, st.st_mode & 0o777) != (0, LIBRARY_GID, 0o750) and os.path.isdir(target) \
-                    and not os.path.islink(target):
-                os.chown(target, 0, LIBRARY_GID)
-                os.chmod(target, 0o750)

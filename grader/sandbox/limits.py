@@ -1,9 +1,10 @@
 """What a child may use, and measuring what it uses.
 
-Time is the grader's to enforce: each call has its budget, measured from outside, and the whole plan has a wall
-budget. Memory is watched from outside too: resident memory summed over the child's processes, plus what its uid
-holds in /dev/shm, /tmp and the other shared folders (a container counts tmpfs; no process shows it). rlimits
-cap what the kernel can cap cheaply.
+Time is the grader's to enforce, from outside: each call has its budget, each plan a wall budget, and each part
+one budget for everything its children take (starting, importing, every call, cleaning up). Memory is watched
+from outside too: resident memory summed over the child's processes, plus what its uid holds in /dev/shm, /tmp
+and the other shared folders (a container counts tmpfs; no process shows it); where the grader may make a
+cgroup for the child, the kernel caps it as well (memfds included). rlimits cap what the kernel can cap cheaply.
 """
 import ctypes
 import os
@@ -26,10 +27,13 @@ class Limits:
     # over 5x headroom on half a CPU. A function that hangs costs this once, then is not called again.
     call_seconds: float = 2.0
     import_seconds: float = 20.0   # starting a child and importing the student's module (torch: about 3 s)
-    # What calls that time out may cost in all, per part (``spent`` is shared by the plans of one part; the
-    # grader gives each part a fresh one): a file hanging in every function costs this, not 2 s per function.
+    # Per part (``spent`` is shared by the plans of one part; the grader gives each part a fresh Spent):
+    # everything its children may take in all, starting, importing, every call and cleaning up (the solutions'
+    # slowest part, ResNet, takes about 4 s here), and what calls that time out may cost of it (a file hanging
+    # in every function costs this, not 2 s per function).
+    part_seconds: float = 15.0
     hang_seconds: float = 8.0
-    spent: list = field(default=None, repr=False, compare=False)   # [seconds]; None: one per run
+    spent: "Spent" = field(default=None, repr=False, compare=False)   # None: one per run
     cpu_seconds: int = 120
     memory_mb: int = 450           # resident, summed over the child's processes, plus its files in /tmp, /dev/shm
     processes: int = 32            # processes and threads of the sandbox user
@@ -37,10 +41,22 @@ class Limits:
     output_kb: int = 64            # stdout + stderr kept (the rest is read and dropped)
 
 
-def preexec(limits, process_cap, uid, groups):
-    """Runs in the child between fork and exec: tighten everything, then drop to ``uid``."""
+@dataclass
+class Spent:
+    """Seconds the children of one part have taken so far: in all, and in calls that timed out."""
+    total: float = 0.0
+    hung: float = 0.0
+
+
+def preexec(limits, process_cap, uid, groups, group):
+    """Runs in the child between fork and exec: tighten everything, then drop to ``uid`` (and the gid of the
+    same number, its own too). ``group``: the child's cgroup, or None."""
     def setup():
         os.setsid()
+        with open("/proc/self/oom_score_adj", "w") as adj:   # the kernel's first pick, before the grader
+            adj.write("1000")
+        if group is not None:
+            group.enter()
         if uid is not None:
             try:
                 ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
@@ -53,7 +69,7 @@ def preexec(limits, process_cap, uid, groups):
         resource.setrlimit(resource.RLIMIT_NPROC, (process_cap, process_cap))
         if uid is not None:
             os.setgroups(groups)
-            os.setgid(identity.NOBODY_GID)
+            os.setgid(uid)
             os.setuid(uid)
     return setup
 

@@ -6,6 +6,7 @@ channel"): what the student's code writes into the channel before it is asked, o
 nothing. A function whose call hung or ended its child is not called again; a call that needs a value saved in
 a child that is gone, or by a call that failed, is not run, and says whose result it needed.
 """
+import contextlib
 import fcntl
 import json
 import os
@@ -21,14 +22,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.sandbox import channel, identity
-from grader.sandbox.limits import PASSED_ENV, THREADS_ENV, Limits, memory_mb, preexec, threads_of
+from grader.sandbox import cgroup, channel, identity
+from grader.sandbox.limits import PASSED_ENV, THREADS_ENV, Limits, Spent, memory_mb, preexec, threads_of
 
 DRIVER = Path(__file__).with_name("driver.py")
+CONFINE = Path(__file__).with_name("confine.py")
 POLL = 0.02
 OUT_OF_MEMORY = "could not finish: the grading machine ran out of memory: tell your TA (not your code's fault)"
 MEMORY_EVERY = 0.1
-_restricted = []   # set once the forbidden packages have been made unreadable to children
+CGROUP_SLACK_MB = 64   # the cgroup is the hard stop behind the watch, which says why (page cache counts there too)
 
 
 @dataclass
@@ -85,23 +87,29 @@ class Ended(Exception):
 
 
 class Child:
-    """One process running driver.py as a never-used uid, in a scratch folder of its own."""
+    """One process running driver.py, confined (confine.py), in a scratch folder of its own; as root, as a
+    never-used uid and gid, in a cgroup of its own where one can be made."""
 
     def __init__(self, root, limits, python, groups, output):
         self.limits, self.output = limits, output
         self.uid = identity.fresh_uid() if os.geteuid() == 0 else None
         self.scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=root))
-        os.chmod(self.scratch, 0o700)
+        self.group = None
         if self.uid is not None:
-            os.chown(self.scratch, self.uid, identity.NOBODY_GID)
+            # The grader's files: readable by this child alone (its own gid), writable by none.
+            for path in (root, *root.rglob("*")):
+                if path != self.scratch and self.scratch not in path.parents:
+                    os.chown(path, 0, self.uid)
+            os.chown(self.scratch, self.uid, self.uid)
+            self.group = cgroup.Group.create(f"convlab-{self.uid}", limits.memory_mb + CGROUP_SLACK_MB)
         command_r, self.command_w = os.pipe()
         self.reply_r, reply_w = os.pipe()
         for fd in (self.command_w, self.reply_r):
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         process_cap = limits.processes + (0 if self.uid is not None else threads_of(os.getuid()))
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
-        env.update({k: "1" for k in THREADS_ENV}, HOME=str(self.scratch), PYTHONDONTWRITEBYTECODE="1",
-                   PYTHONHASHSEED="0", MPLBACKEND="Agg")
+        env.update({k: "1" for k in THREADS_ENV}, HOME=str(self.scratch), TMPDIR=str(self.scratch),
+                   PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0", MPLBACKEND="Agg")
         self.buffer, self.killed, self.oom_before = bytearray(), False, _oom_kills()
         self.next_memory = time.monotonic() + MEMORY_EVERY
         try:
@@ -109,7 +117,10 @@ class Child:
                 [python, "-I", str(root / "driver.py"), str(root / "task.json"), str(command_r), str(reply_w)],
                 cwd=self.scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, pass_fds=(command_r, reply_w),
-                preexec_fn=preexec(limits, process_cap, self.uid, groups))
+                preexec_fn=preexec(limits, process_cap, self.uid, groups, self.group))
+        except BaseException:
+            self.remove_group()
+            raise
         finally:
             os.close(command_r)
             os.close(reply_w)
@@ -167,8 +178,11 @@ class Child:
     def _exit_reason(self):
         code = self.proc.returncode
         if code == -signal.SIGKILL and not self.killed:
+            oom = self.group.oom_kill() if self.group is not None else ""
+            if oom == "own":
+                return f"used more than {self.limits.memory_mb} MB of memory and was stopped"
             after = _oom_kills()
-            if after is not None and self.oom_before is not None and after > self.oom_before:
+            if oom == "above" or (after is not None and self.oom_before is not None and after > self.oom_before):
                 return OUT_OF_MEMORY
         if code == -signal.SIGXCPU:
             return f"was stopped: it used more than {self.limits.cpu_seconds} s of CPU time"
@@ -183,14 +197,24 @@ class Child:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        if self.group is not None:
+            self.group.kill()
         self.proc.wait()
-        if self.uid is not None:
-            if not identity.clean_up(self.uid):
+        try:
+            if self.uid is not None and not identity.clean_up(self.uid):
                 raise RuntimeError(f"processes of sandbox uid {self.uid} survived the sweep")
-        self.reader.join(timeout=5)
-        for fd in (self.command_w, self.reply_r):
-            os.close(fd)
-        identity.remove_tree(self.scratch)
+        finally:
+            self.remove_group()
+            self.reader.join(timeout=5)
+            for fd in (self.command_w, self.reply_r):
+                os.close(fd)
+            identity.remove([self.scratch])
+
+    def remove_group(self):
+        if self.group is not None:
+            self.group.kill()
+            self.group.remove()
+            self.group = None
 
 
 def _functions(step):
@@ -238,7 +262,24 @@ class Run:
         self.labels = {}      # save name -> whose result it is (a student's function or class)
         self.stopped = {}     # student function -> why it is not called again
         self.over = ""        # set when the plan's time is spent: nothing more runs
-        self.spent = limits.spent if limits.spent is not None else [0.0]   # seconds lost to calls that hung
+        self.spent = limits.spent if limits.spent is not None else Spent()
+
+    @contextlib.contextmanager
+    def charged(self):
+        """Charge the time of the block to the part's budget (what a child takes, from outside)."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.spent.total += time.monotonic() - started
+
+    def spent_reason(self):
+        return f"your code has used the {self.limits.part_seconds:g} s this file may take in all (importing it, " \
+               "every call, and ending it)"
+
+    def left(self):
+        """Seconds left of the part's budget."""
+        return self.limits.part_seconds - self.spent.total
 
     def label(self, step):
         own = sorted(_functions(step))
@@ -261,13 +302,17 @@ class Run:
 
     def new_child(self):
         self.generation += 1
-        self.child = Child(self.root, self.limits, self.python, self.groups, self.output)
-        try:
-            reply = self.child.ask({"import": True}, self.limits.import_seconds, self.deadline)
-        except Ended as ended:
-            self.end_child()
-            return {"ok": False, "error": f"your code {ended.reason}" if "timed out" not in ended.reason
-                    else f"importing it {ended.reason}"}
+        if self.left() <= 0:
+            return {"ok": False, "error": self.spent_reason()}
+        with self.charged():
+            self.child = Child(self.root, self.limits, self.python, self.groups, self.output)
+            try:
+                reply = self.child.ask({"import": True}, min(self.limits.import_seconds, self.left()),
+                                       self.deadline)
+            except Ended as ended:
+                self.end_child()
+                return {"ok": False, "error": f"your code {ended.reason}" if "timed out" not in ended.reason
+                        else f"importing it {ended.reason}"}
         record = {"ok": reply.get("ok") is True,
                   "seconds": reply.get("seconds") if isinstance(reply.get("seconds"), float) else 0.0}
         if not record["ok"]:
@@ -277,7 +322,8 @@ class Run:
 
     def end_child(self):
         if self.child is not None:
-            self.child.stop()
+            with self.charged():
+                self.child.stop()
             self.child = None
 
     def skip_reason(self, step):
@@ -300,9 +346,11 @@ class Run:
         if "save" in step:
             self.labels[step["save"]] = self.label(step)
         why = self.skip_reason(step)
-        budget = min(self.limits.call_seconds * float(step.get("timeout_factor", 1)),
-                     self.limits.hang_seconds - self.spent[0])
-        if not why and budget <= 0:
+        budget = min(self.limits.call_seconds * float(step.get("timeout_factor", 1)), self.left(),
+                     self.limits.hang_seconds - self.spent.hung)
+        if not why and self.left() <= 0:
+            why = f"not run: {self.spent_reason()}"
+        elif not why and budget <= 0:
             why = f"not run: calls in this file timed out for {self.limits.hang_seconds:g} s in all, the most a " \
                   "file may lose that way"
         if not why and self.child is None:
@@ -316,10 +364,11 @@ class Run:
         command["step"]["report"] = "id" in step
         started = time.monotonic()
         try:
-            reply = self.child.ask(command, budget, self.deadline, _arrays(step, self.inputs))
+            with self.charged():
+                reply = self.child.ask(command, budget, self.deadline, _arrays(step, self.inputs))
         except Ended as ended:
             if "timed out" in ended.reason:
-                self.spent[0] += time.monotonic() - started
+                self.spent.hung += time.monotonic() - started
             self.end_child()
             for function in _functions(step) if ended.reason != OUT_OF_MEMORY else ():
                 self.stopped[function] = "timed out" if "timed out" in ended.reason else "stopped your code"
@@ -376,9 +425,6 @@ def run(student_files, task, inputs, limits=None, python=None):
     Never raises because of what the student did; returns a ChildResult with a record for every step's id.
     """
     limits = limits or Limits()
-    if os.geteuid() == 0 and not _restricted:
-        identity.restrict_packages()
-        _restricted.append(True)
     with tempfile.TemporaryDirectory(prefix="convlab-sandbox-") as tmp:
         root = Path(tmp)
         student_dir = root / "student"
@@ -386,10 +432,11 @@ def run(student_files, task, inputs, limits=None, python=None):
         for name, data in student_files.items():
             (student_dir / name).write_bytes(data)
         shutil.copy(DRIVER, root / "driver.py")
+        shutil.copy(CONFINE, root / "confine.py")
         (root / "task.json").write_text(json.dumps({"module": task["module"], "student_dir": str(student_dir),
                                                     "forbidden": list(task.get("forbidden", []))}))
-        for path in [root, student_dir, *student_dir.iterdir(), root / "driver.py", root / "task.json"]:
-            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        for path in [root, *root.rglob("*")]:   # as root, each child's own gid may read them (Child)
+            os.chmod(path, 0o750 if path.is_dir() else 0o640)
         try:
             return Run(student_files, task, inputs, limits, root, python or sys.executable).run()
         except OSError as error:
