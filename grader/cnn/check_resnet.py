@@ -3,7 +3,9 @@ reference ``grader/cnn/oracles/resnet.py``.
 
 Every module under test gets the grader's own random weights (through ``load_state_dict``), so forward passes
 compare with the reference run in float64 on the very same weights, in eval and in train mode, and the running
-statistics a train-mode forward leaves behind are compared too. Parameter names and shapes come from
+statistics a train-mode forward leaves behind are compared too. The reference runs in an oracle child
+(``grader/oracle.py``) on the same arrays, before the student's child starts and ended before it: this process
+never loads torch, and only one torch process lives at a time. Parameter names and shapes come from
 ``describe``; the initialisation test reads the student's own seeded init.
 """
 import ast
@@ -11,14 +13,14 @@ import dataclasses
 import math
 
 import numpy as np
-import torch
 
 from grader import stats
 from grader.checks import Outcome, blocked
+from grader.cnn import architectures as ref
 from grader.cnn import rules
 from grader.cnn.given import with_given
-from grader.cnn.oracles import resnet as ref
 from grader.compare import compare
+from grader.oracle import Oracle
 from grader.plan import Plan, bindings
 
 FILE = "resnet.py"
@@ -27,6 +29,7 @@ TOL = 1e-4               # float32 forward against a float64 reference...
 FLOOR = 1e-3
 FLOOR_SHARE = 0.05       # ...relative to the output's scale: float32 round-off is absolute, near 1e-6 of it
 STATS = ("running_mean", "running_var")
+MODES = {"eval": False, "train": True}   # forward mode -> training
 # Construct / forward steps get three plain calls' time: building resnet50 takes 0.42 s of CPU here, so 6 s
 # leaves over 5x headroom on half a CPU.
 BIG_TIMEOUT = 3
@@ -70,10 +73,6 @@ def random_state(rng, shapes):
             value = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
         state[key] = value.astype(np.float32) if value.dtype != np.int64 else value
     return state
-
-
-def _tensors(state):
-    return {k: torch.from_numpy(v.astype(np.float64) if v.dtype != np.int64 else v) for k, v in state.items()}
 
 
 def _floor(expected):
@@ -135,8 +134,9 @@ class Checker:
         p.call("builtin:state", {"var": f"m{tag}"}, {"v": list(STATS)}, id=f"stats{tag}")
         return state
 
-    def verdicts(self, tag, state, x, forward):
-        """{"parameters": (ok, msg), "eval": (ok, msg), "train": (ok, msg)}; ``forward(params, x, training, st)``."""
+    def verdicts(self, tag, state, expected):
+        """{"parameters": (ok, msg), "eval": (ok, msg), "train": (ok, msg)}; ``expected``: {mode: (output,
+        running statistics)} from the reference."""
         p = self.plan
         out = {"parameters": _shapes_verdict(p.answer(f"describe{tag}"), {k: v.shape for k, v in state.items()})}
         ok, value = p.answer(f"load{tag}")
@@ -145,21 +145,17 @@ class Checker:
             load_problem = f"load_state_dict with the expected keys failed: {value}"
         elif isinstance(value, list) and any(value):
             load_problem = "load_state_dict reported missing or unexpected keys"
-        params = _tensors(state)
-        x64 = torch.from_numpy(x.astype(np.float64))
-        for mode, training in (("eval", False), ("train", True)):
+        for mode, training in MODES.items():
             if load_problem:
                 out[mode] = (False, load_problem)
                 continue
-            new_state = {}
-            with torch.no_grad():
-                expected = forward(params, x64, training, new_state).numpy()
+            output, new_state = expected[mode]
             ok, got = p.answer(f"{mode}{tag}")
             if not ok:
                 out[mode] = (False, got)
                 continue
-            good, message, _ = compare("output", got, expected, TOL, dtype=None, show_where=False,
-                                       floor=_floor(expected))
+            good, message, _ = compare("output", got, output, TOL, dtype=None, show_where=False,
+                                       floor=_floor(output))
             if good and training:
                 good, message = self.stats_verdict(tag, new_state)
             out[mode] = (good, "" if good else message)
@@ -174,8 +170,8 @@ class Checker:
         for key in sorted(k for k in new_state if k.endswith(STATS)):
             if key not in got:
                 return False, f"running statistic {key} missing after the forward"
-            good, message, _ = compare(f"{key} after a train-mode forward", got[key], new_state[key].numpy(), TOL,
-                                       dtype=None, show_where=False, floor=_floor(new_state[key].numpy()))
+            good, message, _ = compare(f"{key} after a train-mode forward", got[key], new_state[key], TOL,
+                                       dtype=None, show_where=False, floor=_floor(new_state[key]))
             if not good:
                 return False, message
         return True, ""
@@ -204,7 +200,7 @@ def _block_configs(rng, kind):
 def _run(source, rng, limits):
     ck = Checker(rng)
     p = ck.plan
-    jobs = []   # (test, label, tag, state, x, forward)
+    jobs = []   # (test, label, tag, state, x, what the reference runs: a block kind and stride, or a spec)
 
     # Blocks
     for kind in ("basic", "bottleneck", "preact"):
@@ -215,9 +211,7 @@ def _run(source, rng, limits):
             height, width_px = (int(v) for v in rng.integers(7, 11, size=2))
             x = rng.standard_normal((int(rng.integers(2, 5)), cin, height, width_px)).astype(np.float32)
             state = ck.plan_model(tag, BLOCK_CLASS[kind], [{"v": cin}, {"v": width}, {"v": stride}], {}, shapes, x)
-            fwd = (lambda kind, stride: lambda params, x, training, st:
-                   ref.block_forward(kind, params, "", x, stride, training, st))(kind, stride)
-            jobs.append((BLOCK_CLASS[kind], label, tag, state, x, fwd))
+            jobs.append((BLOCK_CLASS[kind], label, tag, state, x, {"block": kind, "stride": stride}))
 
     # Networks: names and counts of the factories (constructed only, one at a time)
     for i, (name, kwargs, _) in enumerate(COUNTED):
@@ -244,8 +238,7 @@ def _run(source, rng, limits):
         tag = f"net{i}"
         x = rng.standard_normal(xshape).astype(np.float32)
         state = ck.plan_model(tag, target, args, kwargs, ref.state_dict_shapes(spec), x)
-        fwd = (lambda spec: lambda params, x, training, st: ref.resnet_forward(params, spec, x, training, st))(spec)
-        jobs.append((NETWORK_TEST, label, tag, state, x, fwd))
+        jobs.append((NETWORK_TEST, label, tag, state, x, {"spec": dataclasses.asdict(spec)}))
 
     # Initialisation
     zero_specs = [ref.ArchSpec("basic", (2, 2), (8, 16)), ref.ArchSpec("bottleneck", (2, 2), (4, 8)),
@@ -259,12 +252,15 @@ def _run(source, rng, limits):
                timeout_factor=BIG_TIMEOUT)
         p.call("builtin:state", {"var": f"init{i}"}, {"v": ["weight", "bias"]}, id=f"init{i}")
 
-    # torch in the child: 379 MB at peak for the solution (resnet50 built); the grader's own process holds
-    # about 270 MB, so 500 here keeps the pair inside Gradescope's 768 MB.
+    # The reference's answers first, its child ended before the student's starts (one torch process at a time).
+    with Oracle("grader.cnn.oracles.resnet") as oracle:
+        expected = {tag: {mode: oracle.expected(state, x, training, **what) for mode, training in MODES.items()}
+                    for _, _, tag, state, x, what in jobs}
+    # torch in the child: 379 MB at peak for the solution (resnet50 built), beside a numpy-only grader.
     run_limits = dataclasses.replace(limits, wall_seconds=max(limits.wall_seconds, 60),
                                      memory_mb=max(limits.memory_mb, 500), cpu_seconds=max(limits.cpu_seconds, 120))
     p.run(with_given({FILE: source}), run_limits, forbidden=FORBIDDEN_MODULES)
-    return ck, jobs, zero_specs
+    return ck, jobs, expected, zero_specs
 
 
 def check(files, rng, limits, names):
@@ -274,7 +270,7 @@ def check(files, rng, limits, names):
     source = files[FILE]
     if imports_torchvision(source):
         return blocked(names, f"{FILE} may not import torchvision (see the contract): no points for this part")
-    ck, jobs, zero_specs = _run(source, rng, limits)
+    ck, jobs, expected, zero_specs = _run(source, rng, limits)
     p = ck.plan
     error = p.import_error()
     if error:
@@ -283,8 +279,8 @@ def check(files, rng, limits, names):
         return blocked(names, f"{FILE} may not import torchvision (see the contract): no points for this part")
     outcomes = {name: Outcome() for name in (*BLOCK_CLASS.values(), NETWORK_TEST, INIT_TEST)}
 
-    for test, label, tag, state, x, fwd in jobs:
-        v = ck.verdicts(tag, state, x, fwd)
+    for test, label, tag, state, _, _ in jobs:
+        v = ck.verdicts(tag, state, expected[tag])
         outcomes[test].add(f"{label}, parameter names and shapes", *v["parameters"])
         outcomes[test].add(f"{label}, eval mode", *v["eval"])
         outcomes[test].add(f"{label}, train mode (output and running statistics)", *v["train"])
