@@ -21,19 +21,20 @@ def _quota(folder, v2):
     return None if quota in ("max", "-1") else int(quota) / int(period)
 
 
-def quota():
-    """The tightest CPU quota on this process's cgroup and its ancestors, in CPUs; None when unlimited."""
+def quota(membership=Path("/proc/self/cgroup"), root=CGROUPS):
+    """The tightest CPU quota on this process's cgroup and its ancestors, in CPUs; None when unlimited.
+    ``membership`` lists the cgroups (``/proc/self/cgroup``'s format), ``root`` is where they are mounted."""
     found = []
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        lines = membership.read_text().splitlines()
     except OSError:
         return None
     for line in lines:
         _, controllers, where = line.split(":", 2)
         if controllers == "":
-            bases, v2 = [CGROUPS], True
+            bases, v2 = [root], True
         elif "cpu" in controllers.split(","):
-            bases, v2 = [CGROUPS / "cpu", CGROUPS / controllers], False
+            bases, v2 = [root / "cpu", root / controllers], False
         else:
             continue
         for base in bases:

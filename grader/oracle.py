@@ -3,8 +3,8 @@
 
 ``Oracle("grader.cnn.oracles.layers")`` stands for that module: ``oracle.conv_forward(x, w, b, 1, 1)`` runs the
 function in a child started at the first call and returns its value. The child is the grader's own interpreter
-running trusted grader code on plain values (``python -m grader.oracle MODULE``), under rlimits, with the threads
-the container grants. Arguments and values are numbers, strings, None, lists, tuples, dicts with string keys and
+running trusted grader code on plain values (``python -m grader.oracle MODULE``), under rlimits, on one thread
+(its tensors are small: more threads would only wait on each other). Arguments and values are numbers, strings, None, lists, tuples, dicts with string keys and
 numeric arrays, exchanged as .npz bytes read with ``allow_pickle=False``: nothing is ever unpickled.
 
 ``close()`` ends the child; ``close_all()`` ends every oracle child still running. grade.py calls it after each
@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.cpus import container_cpus
 from grader.sandbox.limits import THREADS_ENV
 
 CPU_SECONDS = 600         # a runaway oracle ends; a whole grade's oracles take a few seconds
@@ -119,10 +118,9 @@ class Oracle:
 
     def call(self, function, *args, **kwargs):
         if self.proc is None:
-            threads = str(container_cpus())
             env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent.parent),
                                                                os.environ.get("PYTHONPATH", "")]),
-                       **dict.fromkeys(THREADS_ENV, threads))
+                       **dict.fromkeys(THREADS_ENV, "1"))
             self.proc = subprocess.Popen([sys.executable, "-m", "grader.oracle", self.module], env=env,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=_limit)
             _alive.append(self)

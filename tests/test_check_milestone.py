@@ -3,6 +3,7 @@ checkpoint (zero for the milestone alone, with a clear message), and checkpoints
 set in the official format is known exactly."""
 import io
 import itertools
+import json
 import os
 import shutil
 import uuid
@@ -190,23 +191,28 @@ def test_an_outcome_share_overrides_the_cases():
     assert Outcome(share=0.25, blocker="no").fraction == 0
 
 
-def _container_score(memory_mb, submission, data):
+def _container_grade(memory_mb, submission, data):
+    """(score, maximum, leaderboard) of a whole grade in a memory cgroup of ``memory_mb``."""
     stdout = in_container(memory_mb, f"""
+        import json
         from grader.grade import grade
-        tests, _ = grade({str(submission)!r}, log=lambda message: None)
-        print(sum(t.score for t in tests), sum(t.max_score for t in tests))
+        tests, extra = grade({str(submission)!r}, log=lambda message: None)
+        print(json.dumps([sum(t.score for t in tests), sum(t.max_score for t in tests), extra.get("leaderboard")]))
         """, env=data_env(data))
-    return tuple(float(v) for v in stdout.split()[-2:])
+    return tuple(json.loads(stdout.splitlines()[-1]))
+
+
+# Gradescope's default container is 768 MB; the grade fits in 512 (scripts/benchmark.py --milestone measures the
+# smallest): the grading process holds no torch, and one torch child runs at a time.
+@needs_cgroup
+def test_the_solutions_and_their_trained_checkpoint_score_full_marks_in_a_512_mb_container(full_submission, trained):
+    assert _container_grade(512, full_submission, trained.data) == (
+        100, 100, [{"name": "accuracy", "value": 100.0}, {"name": "architecture", "value": "resnet20"}])
 
 
 @needs_cgroup
-def test_the_solutions_and_their_trained_checkpoint_score_full_marks_in_a_640_mb_container(full_submission, trained):
-    assert _container_score(640, full_submission, trained.data) == (100, 100)
-
-
-@needs_cgroup
-def test_a_full_submission_with_a_resnet18_checkpoint_scores_the_same_in_a_700_mb_container(tmp_path):
-    # resnet18's checkpoint (45 MB) is the largest: evaluated while the grader has not loaded torch itself.
+def test_a_full_submission_with_a_resnet18_checkpoint_keeps_every_point_in_a_512_mb_container(tmp_path):
+    # resnet18's checkpoint (45 MB) is the largest the milestone takes, and its evaluation the largest child.
     write_cifar(tmp_path / "data", per_batch=10, test_labels=np.array([3] * 92 + [0, 1, 2, 4, 5, 6, 7, 8]))
     submission = tmp_path / "submission"
     submission.mkdir()
@@ -214,4 +220,6 @@ def test_a_full_submission_with_a_resnet18_checkpoint_scores_the_same_in_a_700_m
         shutil.copy(REPO / "solutions/cnn" / name, submission)
     (submission / "milestone.pt").write_bytes(checkpoint(constant_state("resnet18"), arch="resnet18"))
     os.chmod(tmp_path, 0o755)
-    assert _container_score(700, submission, tmp_path / "data") == (100, 100)   # 92 % accuracy: full credit
+    # 92 % accuracy: full credit, as unconstrained
+    assert _container_grade(512, submission, tmp_path / "data") == (
+        100, 100, [{"name": "accuracy", "value": 92.0}, {"name": "architecture", "value": "resnet18"}])
