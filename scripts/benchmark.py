@@ -136,6 +136,7 @@ class Run:
     leaderboard: list = field(default_factory=list)
     code: int = 0
     container: str = "no cgroup (not root)"
+    oom_kills: int = 0
 
     @property
     def total(self):
@@ -167,8 +168,9 @@ def run_once(submission, memory_mb=None, parts=(), env=None, one_core=False, che
     run = Run(wall, cpu, peaks.by_label(), {t.get("number", t["name"]): t["score"] for t in results.get("tests", [])},
               results.get("leaderboard", []), proc.returncode)
     if group:
+        run.oom_kills = oom_kills(group)
         run.container = (f"{int((group / 'memory.max_usage_in_bytes').read_text()) / 2 ** 20:.0f} MB peak in its "
-                         f"cgroup{f' of {memory_mb} MB' if memory_mb else ''}, {oom_kills(group)} OOM kill(s)")
+                         f"cgroup{f' of {memory_mb} MB' if memory_mb else ''}, {run.oom_kills} OOM kill(s)")
         group.rmdir()
     return run
 
@@ -280,11 +282,15 @@ def keeps_points(run, reference):
 
 def smallest_container(submission, env, reference):
     """Bisect, in STEP_MB steps below GRADESCOPE_MB, for the smallest memory cgroup in which the grade keeps
-    every point (and the leaderboard entry) it gets at GRADESCOPE_MB."""
+    every point (and the leaderboard entry) it gets at GRADESCOPE_MB. A run that loses points with no OOM kill
+    runs once more: on a machine other work shares, a call can time out."""
     low, high = 0, GRADESCOPE_MB // STEP_MB   # in steps: ``high`` keeps its points; ``low`` is taken not to
     while high - low > 1:
         middle = (low + high) // 2
         run = run_once(submission, middle * STEP_MB, env=env, one_core=True)
+        if not keeps_points(run, reference) and not run.oom_kills:
+            report(f"  in a {middle * STEP_MB} MB container (lost points, no OOM kill: once more)", run)
+            run = run_once(submission, middle * STEP_MB, env=env, one_core=True)
         keeps = keeps_points(run, reference)
         report(f"  in a {middle * STEP_MB} MB container ({'keeps' if keeps else 'loses'} points)", run)
         low, high = (low, middle) if keeps else (middle, high)

@@ -14,6 +14,7 @@ import torch
 
 from grader.checks import Outcome
 from grader.cnn import check_milestone, points
+from grader.cnn.oracles import resnet as ref
 from grader.grade import grade
 from grader.sandbox import Limits
 from conftest import data_env
@@ -77,6 +78,29 @@ def test_the_sample_is_stratified_by_class_and_drawn_per_submission():
     assert np.array_equal(np.bincount(uneven[check_milestone.stratified_sample(uneven, 10, np.random.default_rng(0))]),
                           [5, 3, 2])
     assert np.array_equal(check_milestone.stratified_sample(uneven, None, None), np.arange(100))
+
+
+# BatchNorms folded: resnet20's stem, 9 blocks x 2 and 2 projections; preact_resnet18's bn2 of each of its 8
+# blocks (bn1 and the head's follow no conv); resnet50's stem, 16 blocks x 3 and 4 projections.
+@pytest.mark.parametrize("arch, stem, folded", [("resnet20", "cifar", 21), ("preact_resnet18", "cifar", 8),
+                                                ("resnet50", "imagenet", 53)])
+def test_the_evaluated_network_with_its_batchnorms_folded_gives_the_references_logits(arch, stem, folded):
+    # The milestone's child folds each BatchNorm into the conv before it (one pass fewer over each activation).
+    spec = ref.arch(arch, stem=stem)
+    rng = np.random.default_rng(0)
+    params = {}
+    for key, shape in ref.state_dict_shapes(spec).items():
+        if key.endswith("num_batches_tracked"):
+            params[key] = torch.tensor(0)
+        elif key.endswith("running_var") or (key.endswith("weight") and len(shape) == 1):
+            params[key] = torch.from_numpy(rng.uniform(0.5, 1.5, shape))
+        else:
+            params[key] = torch.from_numpy(0.1 * rng.standard_normal(shape))
+    x = torch.from_numpy(rng.standard_normal((2, 3, 64, 64)))
+    folded_params = ref.fold_batchnorm(dict(params), spec)
+    assert len(folded_params.folded) == folded
+    assert torch.allclose(ref.resnet_forward(folded_params, spec, x), ref.resnet_forward(params, spec, x),
+                          rtol=1e-10, atol=1e-12)
 
 
 def test_the_score_is_linear_between_the_thresholds():
