@@ -16,7 +16,7 @@ import numpy as np
 
 from grader import stats
 from grader.checks import Outcome, blocked
-from grader.cnn import architectures as ref
+from grader.cnn import architectures as layout
 from grader.cnn import rules
 from grader.cnn.given import with_given
 from grader.compare import compare
@@ -89,8 +89,8 @@ def _shapes_verdict(answer, expected):
         got_buffers = {n: tuple(s) for n, s in value["buffers"]}
     except (TypeError, KeyError, ValueError):
         return False, "could not read its parameters"
-    want = {k: tuple(s) for k, s in expected.items() if not ref.is_buffer(k)}
-    want_buffers = {k: tuple(s) for k, s in expected.items() if ref.is_buffer(k)}
+    want = {k: tuple(s) for k, s in expected.items() if not layout.is_buffer(k)}
+    want_buffers = {k: tuple(s) for k, s in expected.items() if layout.is_buffer(k)}
     for kind, g, w in (("parameter", got, want), ("buffer", got_buffers, want_buffers)):
         missing, extra = sorted(set(w) - set(g)), sorted(set(g) - set(w))
         if missing:
@@ -189,8 +189,8 @@ def _block_configs(rng, kind):
         raw = [(c, c, 1), (c, 2 * c, 2), (c, 2 * c, 1), (c, c, 2)]
     out = []
     for cin, width, stride in raw:
-        cout = width * ref.EXPANSION[kind]
-        shortcut = "projection" if ref.needs_projection(cin, cout, stride) else "identity"
+        cout = width * layout.EXPANSION[kind]
+        shortcut = "projection" if layout.needs_projection(cin, cout, stride) else "identity"
         name = BLOCK_CLASS[kind]
         desc = f"{cin}->{cout}" if kind != "bottleneck" else f"{cin}->{cout} (width {width})"
         out.append((f"{name} {desc}, stride {stride} ({shortcut})", cin, width, stride))
@@ -206,7 +206,7 @@ def _run(source, rng, limits):
     for kind in ("basic", "bottleneck", "preact"):
         for i, (label, cin, width, stride) in enumerate(_block_configs(rng, kind)):
             tag = f"{kind}{i}"
-            shapes = {k: s for k, s in ref.block_shapes(kind, cin, width, stride)}
+            shapes = {k: s for k, s in layout.block_shapes(kind, cin, width, stride)}
             # Odd and non-square sizes too: stride 2 must cope with sizes it does not divide.
             height, width_px = (int(v) for v in rng.integers(7, 11, size=2))
             x = rng.standard_normal((int(rng.integers(2, 5)), cin, height, width_px)).astype(np.float32)
@@ -223,26 +223,26 @@ def _run(source, rng, limits):
     p.call("builtin:dict", save="big")   # let the last one go
 
     # Networks run with the grader's weights
-    nets = [("resnet20 forward", "resnet20", [], {}, ref.arch("resnet20"), (2, 3, 16, 16)),
+    nets = [("resnet20 forward", "resnet20", [], {}, layout.arch("resnet20"), (2, 3, 16, 16)),
             ("ResNet(BasicBlock, [1, 1], widths=(8, 16), num_classes=5, stem='imagenet') forward", "ResNet",
              [{"fn": "BasicBlock"}, {"v": [1, 1]}], {"widths": {"v": [8, 16]}, "num_classes": {"v": 5},
                                                       "stem": {"v": "imagenet"}},
-             ref.ArchSpec("basic", (1, 1), (8, 16), "imagenet", 5), (2, 3, 16, 16)),
+             layout.ArchSpec("basic", (1, 1), (8, 16), "imagenet", 5), (2, 3, 16, 16)),
             ("ResNet(PreActBlock, [1, 1], widths=(8, 16), num_classes=5) forward", "ResNet",
              [{"fn": "PreActBlock"}, {"v": [1, 1]}], {"widths": {"v": [8, 16]}, "num_classes": {"v": 5}},
-             ref.ArchSpec("preact", (1, 1), (8, 16), "cifar", 5), (2, 3, 8, 8)),
+             layout.ArchSpec("preact", (1, 1), (8, 16), "cifar", 5), (2, 3, 8, 8)),
             ("ResNet(Bottleneck, [1, 1], widths=(4, 8), num_classes=5) forward", "ResNet",
              [{"fn": "Bottleneck"}, {"v": [1, 1]}], {"widths": {"v": [4, 8]}, "num_classes": {"v": 5}},
-             ref.ArchSpec("bottleneck", (1, 1), (4, 8), "cifar", 5), (2, 3, 8, 8))]
+             layout.ArchSpec("bottleneck", (1, 1), (4, 8), "cifar", 5), (2, 3, 8, 8))]
     for i, (label, target, args, kwargs, spec, xshape) in enumerate(nets):
         tag = f"net{i}"
         x = rng.standard_normal(xshape).astype(np.float32)
-        state = ck.plan_model(tag, target, args, kwargs, ref.state_dict_shapes(spec), x)
+        state = ck.plan_model(tag, target, args, kwargs, layout.state_dict_shapes(spec), x)
         jobs.append((NETWORK_TEST, label, tag, state, x, {"spec": dataclasses.asdict(spec)}))
 
     # Initialisation
-    zero_specs = [ref.ArchSpec("basic", (2, 2), (8, 16)), ref.ArchSpec("bottleneck", (2, 2), (4, 8)),
-                  ref.ArchSpec("preact", (2, 2), (8, 16))]
+    zero_specs = [layout.ArchSpec("basic", (2, 2), (8, 16)), layout.ArchSpec("bottleneck", (2, 2), (4, 8)),
+                  layout.ArchSpec("preact", (2, 2), (8, 16))]
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=1 + len(zero_specs))]
     p.call("builtin:construct", {"fn": "resnet20"}, seed={"v": seeds[0]}, save="init0", timeout_factor=BIG_TIMEOUT)
     p.call("builtin:state", {"var": "init0"}, {"v": ["weight", "bias"]}, id="init0")
@@ -287,9 +287,9 @@ def check(files, rng, limits, names):
 
     for i, (name, kwargs, count) in enumerate(COUNTED):
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        spec = ref.arch(name, **kwargs)
+        spec = layout.arch(name, **kwargs)
         answer = p.answer(f"count{i}")
-        ok, message = _shapes_verdict(answer, ref.state_dict_shapes(spec))
+        ok, message = _shapes_verdict(answer, layout.state_dict_shapes(spec))
         if answer[0] and not ok:
             message = "parameter names or shapes differ from torchvision's: " + message
         if ok:
