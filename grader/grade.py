@@ -1,7 +1,8 @@
 """Grade one submission: read it, draw its hidden cases, run each part's checker, score, report.
 
 Every part is checked on its own: a missing or broken file costs that part only, and an internal error of a
-checker costs that part a message, never the run.
+checker costs that part a message, never the run. This process never imports torch: the checkers' torch
+computations run in children (grader/oracle.py, the sandbox), one torch process at a time.
 """
 import dataclasses
 import importlib
@@ -17,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 import grader
-from grader import results, submission
+from grader import oracle, results, submission
 from grader.review import review
 from grader.assignments import get_assignment
 from grader.checks import blocked, failed_categories, to_result
@@ -68,6 +69,8 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
             except Exception:  # the grader's own bug: this part gets a message, the run goes on
                 log(f"internal error while checking {part}:\n{traceback.format_exc()}")
                 outcomes = blocked(names, INTERNAL_ERROR)
+            finally:
+                oracle.close_all()   # a part's torch oracle ends with the part
         log(f"{part}: checked in {time.monotonic() - started:.1f} s")
         for outcome in outcomes.values():
             leaderboard.update(outcome.leaderboard if outcome else {})

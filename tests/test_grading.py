@@ -20,15 +20,21 @@ STUBS = paths.assignments_dir("cnn")
 
 @pytest.fixture
 def graded_solutions(full_submission, tmp_path_factory):
-    """The solutions with a milestone.pt that the handout's train.py trained (on a small data set)."""
+    """The solutions with a milestone.pt that the handout's train.py trained (on a small data set), graded in a
+    process of its own: results.json, and the torch modules that process imported."""
     out = tmp_path_factory.mktemp("solutions") / "results.json"
-    tests, extra = grade_to_file(full_submission, out, log=lambda m: None)
-    return tests, json.loads(out.read_text())
+    code = ("import sys; from grader.grade import grade_to_file; grade_to_file(sys.argv[1], sys.argv[2], "
+            "log=lambda m: None); print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+    run = subprocess.run([sys.executable, "-c", code, str(full_submission), str(out)], capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(out.read_text()), run.stdout.strip()
 
 
-def test_the_solutions_score_full_marks(graded_solutions):
-    tests, data = graded_solutions
-    lost = [(t.number, t.name, t.output) for t in tests if t.score < t.max_score]
+def test_the_solutions_score_full_marks_and_the_grading_process_never_imports_torch(graded_solutions):
+    data, torch_modules = graded_solutions
+    assert torch_modules == "[]"   # its torch work ran in children: the oracles' and the sandbox's
+    lost = [(t["number"], t["name"], t.get("output")) for t in data["tests"] if t["score"] < t["max_score"]]
     assert not lost
     assert data["score"] == pytest.approx(100) == sum(points for _, ts in SPEC.parts.values() for _, _, points in ts)
     assert len(data["tests"]) == sum(len(ts) for _, ts in SPEC.parts.values())

@@ -3,21 +3,23 @@ reference ``grader/cnn/oracles/resnet.py``.
 
 Every module under test gets the grader's own random weights (through ``load_state_dict``), so forward passes
 compare with the reference run in float64 on the very same weights, in eval and in train mode, and the running
-statistics a train-mode forward leaves behind are compared too. Parameter names and shapes come from
+statistics a train-mode forward leaves behind are compared too. The reference runs in an oracle child
+(``grader/oracle.py``) on the same arrays, before the student's child starts and ended before it: this process
+never loads torch, and only one torch process lives at a time. Parameter names and shapes come from
 ``describe``; the initialisation test reads the student's own seeded init.
 """
 import dataclasses
 import math
 
 import numpy as np
-import torch
 
 from grader import stats
 from grader.checks import Outcome, blocked
+from grader.cnn import architectures as layout
 from grader.cnn import rules
 from grader.cnn.given import with_given
-from grader.cnn.oracles import resnet as ref
 from grader.compare import compare
+from grader.oracle import Oracle
 from grader.plan import Plan, bindings
 from grader.text import parse_source
 
@@ -27,6 +29,7 @@ TOL = 1e-4               # float32 forward against a float64 reference...
 FLOOR = 1e-3
 FLOOR_SHARE = 0.05       # ...relative to the output's scale: float32 round-off is absolute, near 1e-6 of it
 STATS = ("running_mean", "running_var")
+MODES = {"eval": False, "train": True}   # forward mode -> training
 # Construct / forward steps get three plain calls' time: building resnet50 takes 0.42 s of CPU here, so 6 s
 # leaves over 5x headroom on half a CPU.
 BIG_TIMEOUT = 3
@@ -69,10 +72,6 @@ def random_state(rng, shapes):
     return state
 
 
-def _tensors(state):
-    return {k: torch.from_numpy(v.astype(np.float64) if v.dtype != np.int64 else v) for k, v in state.items()}
-
-
 def _floor(expected):
     return max(FLOOR, FLOOR_SHARE * float(np.max(np.abs(expected)))) if np.size(expected) else FLOOR
 
@@ -87,8 +86,8 @@ def _shapes_verdict(answer, expected):
         got_buffers = {n: tuple(s) for n, s in value["buffers"]}
     except (TypeError, KeyError, ValueError):
         return False, "could not read its parameters"
-    want = {k: tuple(s) for k, s in expected.items() if not ref.is_buffer(k)}
-    want_buffers = {k: tuple(s) for k, s in expected.items() if ref.is_buffer(k)}
+    want = {k: tuple(s) for k, s in expected.items() if not layout.is_buffer(k)}
+    want_buffers = {k: tuple(s) for k, s in expected.items() if layout.is_buffer(k)}
     for kind, g, w in (("parameter", got, want), ("buffer", got_buffers, want_buffers)):
         missing, extra = sorted(set(w) - set(g)), sorted(set(g) - set(w))
         if missing:
@@ -132,8 +131,9 @@ class Checker:
         p.call("builtin:state", {"var": f"m{tag}"}, {"v": list(STATS)}, id=f"stats{tag}")
         return state
 
-    def verdicts(self, tag, state, x, forward):
-        """{"parameters": (ok, msg), "eval": (ok, msg), "train": (ok, msg)}; ``forward(params, x, training, st)``."""
+    def verdicts(self, tag, state, expected):
+        """{"parameters": (ok, msg), "eval": (ok, msg), "train": (ok, msg)}; ``expected``: {mode: (output,
+        running statistics)} from the reference."""
         p = self.plan
         out = {"parameters": _shapes_verdict(p.answer(f"describe{tag}"), {k: v.shape for k, v in state.items()})}
         ok, value = p.answer(f"load{tag}")
@@ -142,21 +142,17 @@ class Checker:
             load_problem = f"load_state_dict with the expected keys failed: {value}"
         elif isinstance(value, list) and any(value):
             load_problem = "load_state_dict reported missing or unexpected keys"
-        params = _tensors(state)
-        x64 = torch.from_numpy(x.astype(np.float64))
-        for mode, training in (("eval", False), ("train", True)):
+        for mode, training in MODES.items():
             if load_problem:
                 out[mode] = (False, load_problem)
                 continue
-            new_state = {}
-            with torch.no_grad():
-                expected = forward(params, x64, training, new_state).numpy()
+            output, new_state = expected[mode]
             ok, got = p.answer(f"{mode}{tag}")
             if not ok:
                 out[mode] = (False, got)
                 continue
-            good, message, _ = compare("output", got, expected, TOL, dtype=None, show_where=False,
-                                       floor=_floor(expected))
+            good, message, _ = compare("output", got, output, TOL, dtype=None, show_where=False,
+                                       floor=_floor(output))
             if good and training:
                 good, message = self.stats_verdict(tag, new_state)
             out[mode] = (good, "" if good else message)
@@ -171,8 +167,8 @@ class Checker:
         for key in sorted(k for k in new_state if k.endswith(STATS)):
             if key not in got:
                 return False, f"running statistic {key} missing after the forward"
-            good, message, _ = compare(f"{key} after a train-mode forward", got[key], new_state[key].numpy(), TOL,
-                                       dtype=None, show_where=False, floor=_floor(new_state[key].numpy()))
+            good, message, _ = compare(f"{key} after a train-mode forward", got[key], new_state[key], TOL,
+                                       dtype=None, show_where=False, floor=_floor(new_state[key]))
             if not good:
                 return False, message
         return True, ""
@@ -190,8 +186,8 @@ def _block_configs(rng, kind):
         raw = [(c, c, 1), (c, 2 * c, 2), (c, 2 * c, 1), (c, c, 2)]
     out = []
     for cin, width, stride in raw:
-        cout = width * ref.EXPANSION[kind]
-        shortcut = "projection" if ref.needs_projection(cin, cout, stride) else "identity"
+        cout = width * layout.EXPANSION[kind]
+        shortcut = "projection" if layout.needs_projection(cin, cout, stride) else "identity"
         name = BLOCK_CLASS[kind]
         desc = f"{cin}->{cout}" if kind != "bottleneck" else f"{cin}->{cout} (width {width})"
         out.append((f"{name} {desc}, stride {stride} ({shortcut})", cin, width, stride))
@@ -201,20 +197,18 @@ def _block_configs(rng, kind):
 def _run(source, rng, limits):
     ck = Checker(rng)
     p = ck.plan
-    jobs = []   # (test, label, tag, state, x, forward)
+    jobs = []   # (test, label, tag, state, x, what the reference runs: a block kind and stride, or a spec)
 
     # Blocks
     for kind in ("basic", "bottleneck", "preact"):
         for i, (label, cin, width, stride) in enumerate(_block_configs(rng, kind)):
             tag = f"{kind}{i}"
-            shapes = {k: s for k, s in ref.block_shapes(kind, cin, width, stride)}
+            shapes = {k: s for k, s in layout.block_shapes(kind, cin, width, stride)}
             # Odd and non-square sizes too: stride 2 must cope with sizes it does not divide.
             height, width_px = (int(v) for v in rng.integers(7, 11, size=2))
             x = rng.standard_normal((int(rng.integers(2, 5)), cin, height, width_px)).astype(np.float32)
             state = ck.plan_model(tag, BLOCK_CLASS[kind], [{"v": cin}, {"v": width}, {"v": stride}], {}, shapes, x)
-            fwd = (lambda kind, stride: lambda params, x, training, st:
-                   ref.block_forward(kind, params, "", x, stride, training, st))(kind, stride)
-            jobs.append((BLOCK_CLASS[kind], label, tag, state, x, fwd))
+            jobs.append((BLOCK_CLASS[kind], label, tag, state, x, {"block": kind, "stride": stride}))
 
     # Networks: names and counts of the factories (constructed only, one at a time)
     for i, (name, kwargs, _) in enumerate(COUNTED):
@@ -226,27 +220,26 @@ def _run(source, rng, limits):
     p.call("builtin:dict", save="big")   # let the last one go
 
     # Networks run with the grader's weights
-    nets = [("resnet20 forward", "resnet20", [], {}, ref.arch("resnet20"), (2, 3, 16, 16)),
+    nets = [("resnet20 forward", "resnet20", [], {}, layout.arch("resnet20"), (2, 3, 16, 16)),
             ("ResNet(BasicBlock, [1, 1], widths=(8, 16), num_classes=5, stem='imagenet') forward", "ResNet",
              [{"fn": "BasicBlock"}, {"v": [1, 1]}], {"widths": {"v": [8, 16]}, "num_classes": {"v": 5},
                                                       "stem": {"v": "imagenet"}},
-             ref.ArchSpec("basic", (1, 1), (8, 16), "imagenet", 5), (2, 3, 16, 16)),
+             layout.ArchSpec("basic", (1, 1), (8, 16), "imagenet", 5), (2, 3, 16, 16)),
             ("ResNet(PreActBlock, [1, 1], widths=(8, 16), num_classes=5) forward", "ResNet",
              [{"fn": "PreActBlock"}, {"v": [1, 1]}], {"widths": {"v": [8, 16]}, "num_classes": {"v": 5}},
-             ref.ArchSpec("preact", (1, 1), (8, 16), "cifar", 5), (2, 3, 8, 8)),
+             layout.ArchSpec("preact", (1, 1), (8, 16), "cifar", 5), (2, 3, 8, 8)),
             ("ResNet(Bottleneck, [1, 1], widths=(4, 8), num_classes=5) forward", "ResNet",
              [{"fn": "Bottleneck"}, {"v": [1, 1]}], {"widths": {"v": [4, 8]}, "num_classes": {"v": 5}},
-             ref.ArchSpec("bottleneck", (1, 1), (4, 8), "cifar", 5), (2, 3, 8, 8))]
+             layout.ArchSpec("bottleneck", (1, 1), (4, 8), "cifar", 5), (2, 3, 8, 8))]
     for i, (label, target, args, kwargs, spec, xshape) in enumerate(nets):
         tag = f"net{i}"
         x = rng.standard_normal(xshape).astype(np.float32)
-        state = ck.plan_model(tag, target, args, kwargs, ref.state_dict_shapes(spec), x)
-        fwd = (lambda spec: lambda params, x, training, st: ref.resnet_forward(params, spec, x, training, st))(spec)
-        jobs.append((NETWORK_TEST, label, tag, state, x, fwd))
+        state = ck.plan_model(tag, target, args, kwargs, layout.state_dict_shapes(spec), x)
+        jobs.append((NETWORK_TEST, label, tag, state, x, {"spec": dataclasses.asdict(spec)}))
 
     # Initialisation
-    zero_specs = [ref.ArchSpec("basic", (2, 2), (8, 16)), ref.ArchSpec("bottleneck", (2, 2), (4, 8)),
-                  ref.ArchSpec("preact", (2, 2), (8, 16))]
+    zero_specs = [layout.ArchSpec("basic", (2, 2), (8, 16)), layout.ArchSpec("bottleneck", (2, 2), (4, 8)),
+                  layout.ArchSpec("preact", (2, 2), (8, 16))]
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=1 + len(zero_specs))]
     p.call("builtin:construct", {"fn": "resnet20"}, seed={"v": seeds[0]}, save="init0", timeout_factor=BIG_TIMEOUT)
     p.call("builtin:state", {"var": "init0"}, {"v": ["weight", "bias"]}, id="init0")
@@ -256,12 +249,15 @@ def _run(source, rng, limits):
                timeout_factor=BIG_TIMEOUT)
         p.call("builtin:state", {"var": f"init{i}"}, {"v": ["weight", "bias"]}, id=f"init{i}")
 
-    # torch in the child: 379 MB at peak for the solution (resnet50 built); the grader's own process holds
-    # about 270 MB, so 500 here keeps the pair inside Gradescope's 768 MB.
+    # The reference's answers first, its child ended before the student's starts (one torch process at a time).
+    with Oracle("grader.cnn.oracles.resnet") as oracle:
+        expected = {tag: {mode: oracle.expected(state, x, training, **what) for mode, training in MODES.items()}
+                    for _, _, tag, state, x, what in jobs}
+    # torch in the child: 379 MB at peak for the solution (resnet50 built), beside a numpy-only grader.
     run_limits = dataclasses.replace(limits, wall_seconds=max(limits.wall_seconds, 60),
                                      memory_mb=max(limits.memory_mb, 500), cpu_seconds=max(limits.cpu_seconds, 120))
     p.run(with_given({FILE: source}), run_limits, forbidden=FORBIDDEN_MODULES)
-    return ck, jobs, zero_specs
+    return ck, jobs, expected, zero_specs
 
 
 def check(files, rng, limits, names):
@@ -271,7 +267,7 @@ def check(files, rng, limits, names):
     source = files[FILE]
     if imports_torchvision(source):
         return blocked(names, f"{FILE} may not import torchvision (see the contract): no points for this part")
-    ck, jobs, zero_specs = _run(source, rng, limits)
+    ck, jobs, expected, zero_specs = _run(source, rng, limits)
     p = ck.plan
     error = p.import_error()
     if error:
@@ -280,17 +276,17 @@ def check(files, rng, limits, names):
         return blocked(names, f"{FILE} may not import torchvision (see the contract): no points for this part")
     outcomes = {name: Outcome() for name in (*BLOCK_CLASS.values(), NETWORK_TEST, INIT_TEST)}
 
-    for test, label, tag, state, x, fwd in jobs:
-        v = ck.verdicts(tag, state, x, fwd)
+    for test, label, tag, state, _, _ in jobs:
+        v = ck.verdicts(tag, state, expected[tag])
         outcomes[test].add(f"{label}, parameter names and shapes", *v["parameters"])
         outcomes[test].add(f"{label}, eval mode", *v["eval"])
         outcomes[test].add(f"{label}, train mode (output and running statistics)", *v["train"])
 
     for i, (name, kwargs, count) in enumerate(COUNTED):
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        spec = ref.arch(name, **kwargs)
+        spec = layout.arch(name, **kwargs)
         answer = p.answer(f"count{i}")
-        ok, message = _shapes_verdict(answer, ref.state_dict_shapes(spec))
+        ok, message = _shapes_verdict(answer, layout.state_dict_shapes(spec))
         if answer[0] and not ok:
             message = "parameter names or shapes differ from torchvision's: " + message
         if ok:

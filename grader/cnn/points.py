@@ -6,8 +6,8 @@ Each part grades one submitted file; each test of a part is (number, name, point
 from grader.cnn.rules import MILESTONE_ARCHS
 
 PARTS = {
-    # Graded first, though numbered last: its child evaluates a network, and the grader's own process has not
-    # loaded torch yet (the other parts' oracles load it), so the two fit in the container together.
+    # Graded first, though numbered last (parts are graded in this order). Any order fits the container: the
+    # grader's own process never loads torch, and one torch process runs at a time.
     "milestone": ("milestone.pt", [
         ("5.1", "milestone checkpoint", 3),
         ("5.2", "milestone accuracy", 12),

@@ -1,0 +1,180 @@
+"""The grader's torch computations, run in a child process of their own: the grading process never imports torch
+(a container counts every process's memory, and torch costs a process about 250 MB).
+
+``Oracle("grader.cnn.oracles.layers")`` stands for that module: ``oracle.conv_forward(x, w, b, 1, 1)`` runs the
+function in a child started at the first call and returns its value. The child is the grader's own interpreter
+running trusted grader code on plain values (``python -m grader.oracle MODULE``), under rlimits, on one thread
+(its tensors are small: more threads would only wait on each other). Arguments and values are numbers, strings, None, lists, tuples, dicts with string keys and
+numeric arrays, exchanged as .npz bytes read with ``allow_pickle=False``: nothing is ever unpickled.
+
+``close()`` ends the child; ``close_all()`` ends every oracle child still running. grade.py calls it after each
+part, so a part's oracle never outlives the part, and a checker whose student child loads torch too (resnet)
+closes its oracle before running that child: at most one torch process lives at a time.
+"""
+import importlib
+import io
+import json
+import os
+import resource
+import struct
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from grader.sandbox.limits import THREADS_ENV
+
+CPU_SECONDS = 600         # a runaway oracle ends; a whole grade's oracles take a few seconds
+ADDRESS_SPACE = 8 << 30   # virtual memory: torch reserves far more than it touches
+HEADER = struct.Struct(">Q")
+_alive = []
+
+
+class OracleError(RuntimeError):
+    """The oracle child failed or ended: the grader's fault, never a student's."""
+
+
+def _encode(value, arrays):
+    """``value`` as JSON-able data, its arrays moved into ``arrays`` and referenced by key."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"an oracle exchanges numeric arrays only, not {value.dtype}")
+        arrays[f"a{len(arrays)}"] = value
+        return {"a": f"a{len(arrays) - 1}"}
+    if isinstance(value, list):
+        return [_encode(v, arrays) for v in value]
+    if isinstance(value, tuple):
+        return {"t": [_encode(v, arrays) for v in value]}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"d": {k: _encode(v, arrays) for k, v in value.items()}}
+    raise TypeError(f"an oracle cannot exchange a {type(value).__name__}")
+
+
+def _decode(data, arrays):
+    if isinstance(data, list):
+        return [_decode(v, arrays) for v in data]
+    if isinstance(data, dict):
+        if "a" in data:
+            return arrays[data["a"]]
+        if "t" in data:
+            return tuple(_decode(v, arrays) for v in data["t"])
+        return {k: _decode(v, arrays) for k, v in data["d"].items()}
+    return data
+
+
+def pack(value):
+    """``value`` as .npz bytes: its arrays, and its structure as JSON under ``__tree__``."""
+    arrays = {}
+    tree = json.dumps(_encode(value, arrays)).encode()
+    buffer = io.BytesIO()
+    np.savez(buffer, __tree__=np.frombuffer(tree, dtype=np.uint8), **arrays)
+    return buffer.getvalue()
+
+
+def unpack(data):
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return _decode(json.loads(arrays.pop("__tree__").tobytes()), arrays)
+
+
+def _send(stream, value):
+    data = pack(value)
+    stream.write(HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def _receive(stream):
+    """The next frame's value, or None at the end of the stream."""
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
+        return None
+    (size,) = HEADER.unpack(header)
+    data = stream.read(size)
+    return unpack(data) if len(data) == size else None
+
+
+def _limit():
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS + 1))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+class Oracle:
+    """The functions of ``module``, run in a child of their own (started at the first call)."""
+
+    def __init__(self, module):
+        self.module, self.proc = module, None
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self.call(name, *args, **kwargs)
+
+    def call(self, function, *args, **kwargs):
+        if self.proc is None:
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent.parent),
+                                                               os.environ.get("PYTHONPATH", "")]),
+                       **dict.fromkeys(THREADS_ENV, "1"))
+            self.proc = subprocess.Popen([sys.executable, "-m", "grader.oracle", self.module], env=env,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=_limit)
+            _alive.append(self)
+        try:
+            _send(self.proc.stdin, [function, list(args), kwargs])
+            reply = _receive(self.proc.stdout)
+        except BrokenPipeError:
+            reply = None
+        if reply is None:
+            self.close()
+            raise OracleError(f"the oracle child of {self.module} ended during {function}")
+        if "error" in reply:
+            raise OracleError(f"{self.module}.{function} failed in the oracle child:\n{reply['error']}")
+        return reply["value"]
+
+    def close(self):
+        if self.proc is not None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stdout.close()
+            self.proc = None
+            _alive.remove(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def close_all():
+    """End every oracle child still running."""
+    for oracle in list(_alive):
+        oracle.close()
+
+
+def serve(module):
+    """The child's loop: read a call, answer its value (or the traceback), until the grader closes the pipe."""
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)   # a print in the module goes to stderr, never into the frames
+    functions = importlib.import_module(module)
+    calls = sys.stdin.buffer
+    while (request := _receive(calls)) is not None:
+        function, args, kwargs = request
+        try:
+            reply = {"value": getattr(functions, function)(*args, **kwargs)}
+        except Exception:  # noqa: BLE001 - the grader's own bug, told to the grader
+            reply = {"error": traceback.format_exc()}
+        _send(replies, reply)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])

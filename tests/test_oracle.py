@@ -1,0 +1,74 @@
+"""grader/oracle.py runs the grader's torch computations in a child of their own, exchanging .npz bytes (never a
+pickle); grader/cpus.py gives that child, and the milestone's, the threads the container's CPU quota grants."""
+import os
+
+import numpy as np
+import pytest
+
+from grader import cpus, oracle
+from grader.cnn.oracles import layers
+
+
+def test_values_cross_as_npz_with_their_types():
+    value = {"x": np.arange(6.0).reshape(2, 3), "pair": (np.int64(3), "max"), "list": [None, True, 2.5, []],
+             "ints": np.array([1, 2], dtype=np.int64)}
+    back = oracle.unpack(oracle.pack(value))
+    assert back.keys() == value.keys()
+    assert np.array_equal(back["x"], value["x"]) and back["x"].dtype == np.float64
+    assert back["pair"] == (3, "max") and type(back["pair"][0]) is int
+    assert back["list"] == [None, True, 2.5, []]
+    assert back["ints"].dtype == np.int64
+
+
+@pytest.mark.parametrize("value", [np.array([object()]), {1: 2}, {1, 2}])
+def test_what_is_not_plain_data_is_refused(value):
+    with pytest.raises(TypeError):
+        oracle.pack(value)
+
+
+def test_the_child_answers_as_the_module_does_and_reports_its_errors():
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((2, 3, 5, 4)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    with oracle.Oracle("grader.cnn.oracles.layers") as remote:
+        assert np.array_equal(remote.conv_forward(x, w, b, 1, 1), layers.conv_forward(x, w, b, 1, 1))
+        dx, dw, db = remote.conv_backward(x, w, b, 2, 0, np.ones((2, 4, 2, 1)))
+        assert np.array_equal(db, [4.0] * 4)
+        with pytest.raises(oracle.OracleError, match="missing 1 required positional argument: 'pad'"):
+            remote.conv_forward(x, w, b, 1)
+        child = remote.proc
+        assert remote.conv_forward(x, w, b, 1, 1).shape == (2, 4, 5, 4)   # the same child, still there
+        assert remote.proc is child
+    assert child.returncode == 0 and remote.proc is None
+
+
+def test_close_all_ends_every_child():
+    first, second = oracle.Oracle("grader.cnn.oracles.layers"), oracle.Oracle("grader.cnn.oracles.layers")
+    first.batchnorm_running_stats(np.ones((2, 3)), np.zeros(3), np.zeros(3))
+    second.batchnorm_running_stats(np.ones((2, 3)), np.zeros(3), np.zeros(3))
+    children = [first.proc, second.proc]
+    oracle.close_all()
+    assert [c.returncode for c in children] == [0, 0] and first.proc is second.proc is None
+
+
+@pytest.mark.parametrize("membership, files, expected", [
+    ("0::/course/job\n", {"course/cpu.max": "50000 100000", "course/job/cpu.max": "max 100000"}, 0.5),
+    ("0::/\n", {"cpu.max": "150000 100000"}, 1.5),
+    ("0::/job\n", {"cpu.max": "max 100000"}, None),
+    ("4:memory:/x\n3:cpu,cpuacct:/docker/abc\n", {"cpu,cpuacct/docker/cpu.cfs_quota_us": "200000",
+                                                 "cpu,cpuacct/docker/cpu.cfs_period_us": "100000",
+                                                 "cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "-1",
+                                                 "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000"}, 2.0),
+])
+def test_the_cpu_quota_is_the_tightest_on_the_cgroup_and_its_ancestors(tmp_path, membership, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text + "\n")
+    (tmp_path / "cgroup").write_text(membership)
+    assert cpus.quota(tmp_path / "cgroup", tmp_path) == expected
+
+
+def test_half_a_cpu_runs_one_thread(monkeypatch):
+    monkeypatch.setattr(cpus, "quota", lambda: 0.5)
+    assert cpus.container_cpus() == 1
+    monkeypatch.setattr(cpus, "quota", lambda: None)
+    assert cpus.container_cpus() == len(os.sched_getaffinity(0))
