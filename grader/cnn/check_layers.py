@@ -9,7 +9,7 @@ import ast
 import numpy as np
 
 from grader.checks import Outcome, blocked
-from grader.cnn import cases, points, rules
+from grader.cnn import behaviours, cases, points, rules
 from grader.cnn.given import with_given
 from grader.cnn.oracles import layers as ref
 from grader.compare import compare
@@ -82,31 +82,36 @@ class Family:
         self.kept = (args, names, dout, tuple(reference_cache))
 
     def untouched_verdicts(self, outcomes):
-        """A failing case for each function that changed its array arguments (or the cache it was given) in
-        place. A function that leaves them alone, or raised, gets none: its own cases say how it did."""
+        """A case for each function: passed when it left its array arguments (and the cache it was given) as it
+        found them, failed when it changed one in place or raised."""
         label = "array arguments left as they were found"
         args, names, dout, reference_cache = self.kept
-        if self.plan.answer("kept_f")[0]:
+        ok, error = self.plan.answer("kept_f")
+        if ok:
             read, after = self.plan.answer("kept_args")
             changed = [n for n, a, b in zip(names, args, after) if _arg_changes(a, b)] if read else ["(unreadable)"]
-            if changed:
-                outcomes[self.forward].add(label, False, f"{self.forward} changed its input {changed[0]} in place: "
-                                                         "compute on a copy")
+            error = f"{self.forward} changed its input {changed[0]} in place: compute on a copy" if changed else ""
+        outcomes[self.forward].add(label, not error, error)
         for backward in self.backwards:
             source = "ref" if self.plan.answer(f"kept_ref_{backward}_call")[0] else "own"
-            if not self.plan.answer(f"kept_{source}_{backward}_call")[0]:
-                continue
             key = f"kept_{source}_{backward}"
-            read, after = self.plan.answer(f"{key}_dout")
-            if not read or _arg_changes(dout, after):
-                outcomes[backward].add(label, False, f"{backward} changed its input dout in place: compute on a copy")
-            elif source == "ref":
-                read, after = self.plan.answer(f"{key}_cache")
-                where = _arg_changes(reference_cache, after) if read else "it cannot be read back"
-                if where:
-                    outcomes[backward].add(label, False, f"{backward} changed the cache it was given in place "
-                                                         f"({where}): the cache belongs to the forward pass; "
-                                                         "compute on a copy")
+            ok, error = self.plan.answer(f"{key}_call")
+            if ok:
+                error = self._backward_changes(backward, key, source, dout, reference_cache)
+            outcomes[backward].add(label, not error, error)
+
+    def _backward_changes(self, backward, key, source, dout, reference_cache):
+        """What ``backward`` changed in place (dout, or the documented cache it was handed), or ''."""
+        read, after = self.plan.answer(f"{key}_dout")
+        if not read or _arg_changes(dout, after):
+            return f"{backward} changed its input dout in place: compute on a copy"
+        if source == "ref":
+            read, after = self.plan.answer(f"{key}_cache")
+            where = _arg_changes(reference_cache, after) if read else "it cannot be read back"
+            if where:
+                return f"{backward} changed the cache it was given in place ({where}): the cache belongs to the " \
+                       "forward pass; compute on a copy"
+        return ""
 
     def plan_reference_cache(self, i, dout, cache):
         """The backwards called again on the cache a correct forward would store in the documented layout, so
@@ -192,7 +197,7 @@ def _conv(source, rng, limits):
     fam = Family("conv_forward_naive", "conv_backward_naive", rng)
     plan, outcome_f, outcome_b = fam.plan, Outcome(), Outcome()
     drawn = cases.conv_cases(rng)
-    x32 = cases.conv_case(rng, 1, 1)
+    x32 = cases.conv_case(rng, cases.CONV_FLOAT32)
     for i, case in enumerate(drawn + [x32]):
         x, w, b = (case["inputs"][k] for k in "xwb")
         if i == len(drawn):
@@ -250,7 +255,7 @@ def _pool(kind):
         fam = Family(f"{kind}_pool_forward_naive", f"{kind}_pool_backward_naive", rng)
         plan, outcome_f, outcome_b = fam.plan, Outcome(), Outcome()
         drawn = cases.pool_cases(rng) + (cases.pool_cases(rng, ties=True)[:2] if kind == "max" else [])
-        x32 = cases.pool_case(rng, "equal")
+        x32 = cases.pool_case(rng, cases.POOL_FLOAT32)
         for i, case in enumerate(drawn + [x32]):
             x = case["inputs"]["x"]
             if i == len(drawn):
@@ -326,6 +331,7 @@ def _batchnorm(spatial):
             plan.call("builtin:lookup", {"var": "defaults"}, {"v": key}, id=f"d{key}")
         plan.call(fam.forward, *(plan.array(first[k].astype(np.float32)) for k in ("x", "gamma", "beta")),
                   {"v": {"mode": "train"}}, id="f32", pick=0)
+        promises = _plan_bn_behaviours(plan, fam.forward, drawn[0])
         fam.plan_untouched([first[k] for k in ("x", "gamma", "beta")], ["x", "gamma", "beta"],
                            [{"v": {"mode": "train", "eps": drawn[0]["params"]["eps"]}}], drawn[0]["dout"],
                            drawn[0]["cache"])
@@ -367,13 +373,65 @@ def _batchnorm(spatial):
             good, message = _stats_verdict(plan, ["drunning_mean", "drunning_var"], defaults,
                                            "(defaults: eps 1e-5, momentum 0.9, running statistics zeros)")
         forward.add("bn_param with only a mode (the defaults)", good, message)
+        promises(forward)
         ok, out = plan.answer("f32")
-        forward.add("float32 input (float32 tolerance)", *(
+        forward.add(behaviours.PROMISES[fam.forward]["float32"], *(
             _check("out", out, ref.batchnorm_forward(first["x"], first["gamma"], first["beta"]), FLOAT32_TOL,
                    dtype=None, floor=1e-3) if ok else (False, out)))
         fam.untouched_verdicts(outcomes)
         yield outcomes
     return family
+
+
+def _plan_bn_behaviours(plan, forward, case):
+    """Calls for each documented behaviour of ``forward`` (behaviours.py) on ``case``'s arrays: each optional
+    key of bn_param left out once (the others given, away from their defaults), given at its edges, a bad
+    mode, and test mode without running statistics. Returns a function adding their verdicts to an Outcome."""
+    inputs, drawn = case["inputs"], case["params"]
+    x, gamma, beta = (inputs[k] for k in ("x", "gamma", "beta"))
+    channels = gamma.shape[0]
+    full = {"eps": drawn["eps"], "momentum": drawn["momentum"], "running_mean": drawn["running_mean"],
+            "running_var": drawn["running_var"]}
+    checked = []   # (label, id, mode, the bn_param the call means: every key given)
+
+    def call(label, mode, given):
+        id = f"b{len(checked)}"
+        plan.call("builtin:dict", mode={"v": mode},
+                          **{k: plan.array(v) if isinstance(v, np.ndarray) else {"v": v} for k, v in given.items()},
+                          save=f"{id}_param")
+        plan.call(forward, *(plan.array(a) for a in (x, gamma, beta)), {"var": f"{id}_param"}, id=id, pick=0)
+        for key in ("running_mean", "running_var"):
+            plan.call("builtin:lookup", {"var": f"{id}_param"}, {"v": key}, id=f"{id}{key}")
+        meant = {k: np.zeros(channels) if v == "zeros" else v for k, v in
+                 ((kw.name, kw.default) for kw in behaviours.BN_KEYWORDS)}
+        checked.append((label, id, mode, {**meant, **given}))
+
+    for kw in behaviours.KEYWORDS[forward]:
+        call(kw.left_out(), "train", {k: v for k, v in full.items() if k != kw.name})
+        for value in kw.edges:
+            call(kw.edge(value), "train", {**full, kw.name: value})
+    call(behaviours.PROMISES[forward]["test without statistics"], "test", {"eps": full["eps"]})
+    plan.call(forward, *(plan.array(a) for a in (x, gamma, beta)), {"v": {"mode": "eval"}}, id="badmode", pick=0)
+
+    def verdicts(outcome):
+        for label, id, mode, p in checked:
+            ok, out = plan.answer(id)
+            if mode == "train":   # normalised with the batch statistics (PyTorch trains with eps > 0 only)
+                batch = ref.batchnorm_running_stats(x, np.zeros(channels), np.zeros(channels), 0.0)
+                expected = ref.batchnorm_test_forward(x, gamma, beta, *batch, p["eps"])
+                stats = ref.batchnorm_running_stats(x, p["running_mean"], p["running_var"], p["momentum"])
+            else:
+                expected = ref.batchnorm_test_forward(x, gamma, beta, p["running_mean"], p["running_var"], p["eps"])
+                stats = (p["running_mean"], p["running_var"])
+            good, message = _check("out", out, expected) if ok else (False, out)
+            if good:
+                good, message = _stats_verdict(plan, [f"{id}running_mean", f"{id}running_var"], stats,
+                                               "(the documented defaults: eps 1e-5, momentum 0.9, running "
+                                               "statistics zeros)")
+            outcome.add(label, good, message, behaviours.WEIGHT)
+        outcome.add(behaviours.ERRORS[forward]["mode"], *behaviours.raised(*plan.answer("badmode")),
+                    behaviours.WEIGHT)
+    return verdicts
 
 
 def _stats_verdict(plan, ids, expected, hint):
@@ -401,7 +459,14 @@ def _unattributed_imports(stated, violations):
     return [v for v in violations if v.startswith("imports ") and v.split()[1].split(".")[0] not in stated]
 
 
-FAMILIES = [_conv, _pool("max"), _pool("avg"), _batchnorm(False), _batchnorm(True)]
+# Each family, by the functions it grades.
+FAMILIES = {
+    ("conv_forward_naive", "conv_backward_naive"): _conv,
+    ("max_pool_forward_naive", "max_pool_backward_naive"): _pool("max"),
+    ("avg_pool_forward_naive", "avg_pool_backward_naive"): _pool("avg"),
+    ("batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt"): _batchnorm(False),
+    ("spatial_batchnorm_forward", "spatial_batchnorm_backward"): _batchnorm(True),
+}
 
 
 def check(files, rng, limits, names):
@@ -412,8 +477,13 @@ def check(files, rng, limits, names):
     static = static_violations(source, FORBIDDEN_MODULES, FORBIDDEN_ATTRIBUTES)
     stated = _stated_modules(source)
     outcomes = {}
-    for family in FAMILIES:
-        steps = family(source, rng, limits)
+    # One stream per family, drawn before any is skipped: a grade of some tests only (a mutation run) draws
+    # the same cases for them as a whole grade.
+    streams = [np.random.default_rng(seed) for seed in rng.integers(2 ** 63, size=len(FAMILIES))]
+    for (functions, family), stream in zip(FAMILIES.items(), streams):
+        if not set(functions) & set(names):
+            continue
+        steps = family(source, stream, limits)
         plan = next(steps)
         plan.run(with_given({FILE: source}), limits, forbidden=FORBIDDEN_MODULES)
         error = plan.import_error()
