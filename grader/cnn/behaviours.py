@@ -116,3 +116,17 @@ def raised(ok, value, error="ValueError"):
     if value.startswith(error):
         return True, ""
     return False, f"expected {error}, got: {value}"
+
+
+def add_gated(outcome, label, ok, message=""):
+    """Add a promise that code doing nothing keeps too (raising a documented error, leaving its arguments
+    alone) to ``outcome``, after its other cases: it is credited only where some other case passed, else it
+    fails as they did."""
+    if ok and not any(c.ok for c in outcome.cases):
+        ok, message = False, next((c.message for c in outcome.cases if not c.ok), "")
+    outcome.add(label, ok, message, WEIGHT)
+
+
+def add_error(outcome, label, answer, error="ValueError"):
+    """Add the case of a documented error, from the plan's answer to the call that should raise it."""
+    add_gated(outcome, label, *raised(*answer, error))

@@ -67,8 +67,9 @@ POOL_LAYOUT = [
 ]
 POOL_TIES = POOL_LAYOUT[:2]
 POOL_FLOAT32 = POOL_LAYOUT[0]
-BN_LAYOUT = [(2, False), (3, True), (8, False)]                          # (batch, 1 feature?)
-SPATIAL_LAYOUT = [(1, False, True), (2, True, False), (5, False, True)]  # (batch, 1 channel?, taller?)
+# (batch, 1 feature or channel?, taller input?); a batch given as a range is drawn in it.
+BN_LAYOUT = [(2, False, None), (3, True, None), ((4, 8), False, None)]
+SPATIAL_LAYOUT = [(1, False, True), (2, True, False), ((3, 6), False, True)]
 
 
 def _span_divides(size, kernel, stride, pad=0):
@@ -90,14 +91,16 @@ def _distinct_counts(rng, ones, n):
 
 
 def _input_size(rng, window):
-    """(H, W) of the window's orientation, both above 1, each giving at least two output positions, the two
-    output sizes different, and both spans divisible by the stride or neither (``window.divides``)."""
+    """(H, W) of the window's orientation, both above 1, each giving at least two output positions, and both
+    spans divisible by the stride or neither (``window.divides``). The two output sizes differ, and either
+    side put in place of the other changes them (a mix-up of H and W always shows)."""
     (kh, kw), s, p = window.kernel, window.stride, window.pad
     fits = []
     for h in range(2, MAX_SIZE + 1):
         for w in range(2, MAX_SIZE + 1):
             if h == w or (h > w) != window.taller or min(_out(h, kh, s, p), _out(w, kw, s, p)) < 2 \
-                    or _out(h, kh, s, p) == _out(w, kw, s, p):
+                    or _out(h, kh, s, p) == _out(w, kw, s, p) \
+                    or _out(h, kh, s, p) == _out(w, kh, s, p) or _out(w, kw, s, p) == _out(h, kw, s, p):
                 continue
             if window.divides is not None and \
                     not (_span_divides(h, kh, s, p) == _span_divides(w, kw, s, p) == window.divides):
@@ -154,28 +157,35 @@ def pool_case(rng, window, ties=False):
                f"{_shape_words(*shape)}"
     if ties:
         x = rng.integers(0, 3, size=shape).astype(np.float64)  # three values: ties in most windows
-        x[:, :, :ph, :pw] = 2.0   # and always one: the first window's maxima are all equal
+        top, left = (_out(h, ph, s) - 1) * s, (_out(w, pw, s) - 1) * s
+        x[:, :, top:top + ph, left:left + pw] = 2.0   # and always one: the last window's maxima are all equal
         category += ", ties"
     else:
         x = no_ties(rng, shape)
+    if s < size:   # overlapping windows: two of them share their maximum, where they meet
+        row, column = (s if s < ph else 0), (s if s < pw else 0)
+        x[:, :, row, column] = x.max() + 1 + np.arange(n * c).reshape(n, c) / 10
     return {"category": category, "inputs": {"x": x},
             "params": {"pool_height": ph, "pool_width": pw, "stride": s}}
 
 
-def batchnorm_case(rng, n, one, spatial, taller=True):
-    """A batch of ``n``, one feature (channel) or several, its eps and momentum away from the defaults."""
+def batchnorm_case(rng, batch, one, spatial, taller=True):
+    """A batch of ``batch`` (or drawn in that range), one feature (channel) or several, never as many as the
+    batch, its eps and momentum away from the defaults."""
+    n = int(rng.integers(batch[0], batch[1] + 1)) if isinstance(batch, tuple) else batch
     channels = 1 if one else int(rng.choice([v for v in COUNTS + (5,) if v != n]))
+    batch_words = f"batch > {batch[0] - 1}" if isinstance(batch, tuple) else f"batch of {n}"
     if spatial:
         h, w = (int(v) for v in rng.choice(np.arange(2, 6), size=2, replace=False))
         h, w = (max(h, w), min(h, w)) if taller else (min(h, w), max(h, w))
         shape = (n, channels, h, w)
-        words = f"batch of {n}, {_count(channels, 'channel')}, {_orientation(h, w)} input"
+        words = f"{batch_words}, {_count(channels, 'channel')}, {_orientation(h, w)} input"
     else:
         shape = (n, channels)
-        words = f"batch of {n}, {_count(channels, 'feature')}"
+        words = f"{batch_words}, {_count(channels, 'feature')}"
     scale, shift = rng.uniform(0.5, 3.0), rng.uniform(-2.0, 2.0)
     return {
-        "category": words + (", tiny batch" if n <= 3 else ""),
+        "category": words + (", tiny batch" if not isinstance(batch, tuple) else ""),
         "inputs": {"x": scale * rng.standard_normal(shape) + shift,
                    "gamma": rng.uniform(0.5, 2.0, channels), "beta": rng.standard_normal(channels)},
         "params": {"eps": float(np.exp(rng.uniform(*np.log(EPS)))), "momentum": float(rng.uniform(*MOMENTUM)),
@@ -192,9 +202,8 @@ def pool_cases(rng, ties=False):
 
 
 def batchnorm_cases(rng, spatial=False):
-    if spatial:
-        return [batchnorm_case(rng, n, one, True, taller) for n, one, taller in SPATIAL_LAYOUT]
-    return [batchnorm_case(rng, n, one, False) for n, one in BN_LAYOUT]
+    return [batchnorm_case(rng, n, one, spatial, taller) for n, one, taller in
+            (SPATIAL_LAYOUT if spatial else BN_LAYOUT)]
 
 
 def strata(kind, case):

@@ -91,14 +91,14 @@ class Family:
             read, after = self.plan.answer("kept_args")
             changed = [n for n, a, b in zip(names, args, after) if _arg_changes(a, b)] if read else ["(unreadable)"]
             error = f"{self.forward} changed its input {changed[0]} in place: compute on a copy" if changed else ""
-        outcomes[self.forward].add(label, not error, error)
+        behaviours.add_gated(outcomes[self.forward], label, not error, error)
         for backward in self.backwards:
-            source = "ref" if self.plan.answer(f"kept_ref_{backward}_call")[0] else "own"
+            ok, error = self.plan.answer(f"kept_ref_{backward}_call")   # on a failure, its own error is said
+            source = "ref" if ok else "own"
             key = f"kept_{source}_{backward}"
-            ok, error = self.plan.answer(f"{key}_call")
-            if ok:
+            if ok or self.plan.answer(f"{key}_call")[0]:
                 error = self._backward_changes(backward, key, source, dout, reference_cache)
-            outcomes[backward].add(label, not error, error)
+            behaviours.add_gated(outcomes[backward], label, not error, error)
 
     def _backward_changes(self, backward, key, source, dout, reference_cache):
         """What ``backward`` changed in place (dout, or the documented cache it was handed), or ''."""
@@ -411,7 +411,9 @@ def _plan_bn_behaviours(plan, forward, case):
         for value in kw.edges:
             call(kw.edge(value), "train", {**full, kw.name: value})
     call(behaviours.PROMISES[forward]["test without statistics"], "test", {"eps": full["eps"]})
-    plan.call(forward, *(plan.array(a) for a in (x, gamma, beta)), {"v": {"mode": "eval"}}, id="badmode", pick=0)
+    plan.call("builtin:dict", mode={"v": "eval"}, **{k: plan.array(v) if isinstance(v, np.ndarray) else {"v": v}
+                                                     for k, v in full.items()}, save="badmode_param")
+    plan.call(forward, *(plan.array(a) for a in (x, gamma, beta)), {"var": "badmode_param"}, id="badmode", pick=0)
 
     def verdicts(outcome):
         for label, id, mode, p in checked:
@@ -429,8 +431,7 @@ def _plan_bn_behaviours(plan, forward, case):
                                                "(the documented defaults: eps 1e-5, momentum 0.9, running "
                                                "statistics zeros)")
             outcome.add(label, good, message, behaviours.WEIGHT)
-        outcome.add(behaviours.ERRORS[forward]["mode"], *behaviours.raised(*plan.answer("badmode")),
-                    behaviours.WEIGHT)
+        behaviours.add_error(outcome, behaviours.ERRORS[forward]["mode"], plan.answer("badmode"))
     return verdicts
 
 
