@@ -70,7 +70,7 @@ VARIANTS = [
 # Beyond the phrase above, these cases (by label prefix) must fail, and no other case of that test.
 EXACT_FAILURES = {
     "activation_stds makes a new Generator per layer": {ACT: ("hidden case",)},
-    "leaky_relu slope 0 taken as the default": {GAIN: ("case 7 (leaky_relu, slope 0",)},
+    "leaky_relu slope 0 taken as the default": {GAIN: ("case 7 (leaky_relu, param given as 0.0",)},
 }
 
 

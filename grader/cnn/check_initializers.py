@@ -232,7 +232,8 @@ def fan_cases(rng):
         shape = shape_4d(rng, kernel, elements=(500, 50_000))
         cases.append((shape, _shape_words(shape)))
     for rank in (1, 3, 5):
-        cases.append((tuple(int(rng.integers(2, 9)) for _ in range(rank)), f"rank {rank}: ValueError expected"))
+        cases.append((tuple(int(rng.integers(2, 9)) for _ in range(rank)),
+                      f"rank {rank}, {behaviours.ERRORS['fan_in_and_fan_out']['rank']}"))
     return cases
 
 
@@ -254,9 +255,11 @@ def _plan_fans(plan, shapes, rng):
 
 def _plan_gains(plan, rng):
     slope = round(float(rng.uniform(0.05, 0.5)), 6)
+    param, = behaviours.KEYWORDS["calculate_gain"]
     cases = [(("linear",), "linear"), (("sigmoid",), "sigmoid"), (("relu",), "relu"), (("tanh",), "tanh"),
-             (("leaky_relu",), "leaky_relu, default slope"), (("leaky_relu", slope), "leaky_relu, slope given"),
-             (("leaky_relu", 0.0), "leaky_relu, slope 0 (a ReLU)"), (("softplus",), "unknown name: ValueError")]
+             (("leaky_relu",), f"leaky_relu, {param.left_out()}"), (("leaky_relu", slope), "leaky_relu, slope given"),
+             *((("leaky_relu", value), f"leaky_relu, {param.edge(value)}") for value in param.edges),
+             (("softplus",), behaviours.ERRORS["calculate_gain"]["nonlinearity"])]
     for i, (args, _) in enumerate(cases):
         plan.call("calculate_gain", *({"v": a} for a in args), id=f"gain{i}")
 
@@ -417,10 +420,10 @@ def _plan_scheme(name, rng):
         for mode in MODES:
             if family == "xavier":
                 gain = round(float(rng.uniform(*XAVIER_GAINS)), 6)
-                variants = [({}, 1.0, "default gain"), ({"gain": {"v": gain}}, gain, "gain given")]
+                variants = [({}, 1.0, keywords["gain"].left_out()), ({"gain": {"v": gain}}, gain, "gain given")]
             else:
                 other = OTHER_NONLINEARITIES[mode]
-                variants = [({}, gain_of("relu"), "default nonlinearity relu"),
+                variants = [({}, gain_of("relu"), keywords["nonlinearity"].left_out()),
                              ({"nonlinearity": {"v": other}}, gain_of(other), f"nonlinearity {other}")]
             for kwargs, gain_value, words in variants:
                 cases.append((f"hidden case {len(cases) + 1} ({_shape_words(shape)}, mode {mode}, {words})", shape,
