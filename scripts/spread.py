@@ -1,7 +1,7 @@
 """How much a bug's score depends on the hidden cases' seed: grade buggy variants of the reference solutions
 on several seeds and print, per bug, its part's score on each seed and the spread (largest minus smallest).
 
-    .venv/bin/python scripts/spread.py [--seeds 10] [--jobs 2] [--only WORD] [--out spread.json]
+    .venv/bin/python scripts/spread.py [--seeds 10] [--jobs 2] [--only WORD...] [--skip WORD...] [--out FILE]
 
 The bugs: the hand-written mutants of the tests (tests/test_grading_layers.py, test_strata_bugs.py,
 test_check_initializers.py, test_check_quiz.py) and the realistic slips of ``SLIPS`` below. The grader graded is
@@ -23,42 +23,42 @@ sys.path.insert(0, str(TESTS))
 
 LIMIT = 0.5   # points
 
-# Realistic slips of our own, beyond the tests' mutants: (name, file, [(old, new)]), each ``old`` unique in the
-# reference solution.
+# Realistic slips of our own, beyond the tests' mutants: (name, file, the layers function edited or None,
+# [(old, new)]), each ``old`` unique in the reference solution.
 SLIPS = [
-    ("batchnorm eps taken with `or` (eps 0 given becomes 1e-5)", "layers.py",
+    ("batchnorm eps taken with `or` (eps 0 given becomes 1e-5)", "layers.py", "batchnorm_forward",
      [('eps = bn_param.get("eps", 1e-5)', 'eps = bn_param.get("eps") or 1e-5')]),
-    ("batchnorm momentum taken with `or` (momentum 0 given becomes 0.9)", "layers.py",
+    ("batchnorm momentum taken with `or` (momentum 0 given becomes 0.9)", "layers.py", "batchnorm_forward",
      [('momentum = bn_param.get("momentum", 0.9)', 'momentum = bn_param.get("momentum") or 0.9')]),
-    ("batchnorm needs the running statistics in bn_param", "layers.py",
+    ("batchnorm needs the running statistics in bn_param", "layers.py", "batchnorm_forward",
      [('running_mean = bn_param.get("running_mean", np.zeros(D, dtype=x.dtype))',
        'running_mean = bn_param["running_mean"]')]),
-    ("avg pool forward divides by PH * PH", "layers.py",
+    ("avg pool forward divides by PH * PH", "layers.py", "avg_pool_forward_naive",
      [("out[:, :, i, j] = x[:, :, i * S:i * S + PH, j * S:j * S + PW].mean(axis=(2, 3))",
        "out[:, :, i, j] = x[:, :, i * S:i * S + PH, j * S:j * S + PW].sum(axis=(2, 3)) / (PH * PH)")]),
-    ("conv forward W_out from H", "layers.py",
+    ("conv forward W_out from H", "layers.py", "conv_forward_naive",
      [("    W_out = 1 + (W + 2 * P - WW) // S\n    xp = np.pad(x,", "    W_out = 1 + (H + 2 * P - WW) // S\n    xp = np.pad(x,")]),
-    ("fan_avg floor-divided", "initializers.py",
+    ("fan_avg floor-divided", "initializers.py", None,
      [('"fan_avg": (fan_in + fan_out) / 2}', '"fan_avg": (fan_in + fan_out) // 2}')]),
-    ("xavier_normal ignores the gain", "initializers.py",
+    ("xavier_normal ignores the gain", "initializers.py", None,
      [("std = gain / np.sqrt(_fan(shape, mode))", "std = 1.0 / np.sqrt(_fan(shape, mode))")]),
-    ("kaiming_normal always relu", "initializers.py",
+    ("kaiming_normal always relu", "initializers.py", None,
      [("std = calculate_gain(nonlinearity) / np.sqrt(_fan(shape, mode))",
        'std = calculate_gain("relu") / np.sqrt(_fan(shape, mode))')]),
-    ("rng None seeded with 0", "initializers.py",
+    ("rng None seeded with 0", "initializers.py", None,
      [("    return np.random.default_rng(rng)", "    return np.random.default_rng(0 if rng is None else rng)")]),
-    ("xavier_uniform gain taken with `or`", "initializers.py",
+    ("xavier_uniform gain taken with `or`", "initializers.py", None,
      [("bound = gain * np.sqrt(3.0 / _fan(shape, mode))", "bound = (gain or 1.0) * np.sqrt(3.0 / _fan(shape, mode))")]),
-    ("conv_output_size rounds to the nearest", "quiz.py",
+    ("conv_output_size rounds to the nearest", "quiz.py", None,
      [("def conv_output_size(size, kernel, stride=1, pad=0):", "def conv_output_size(size, kernel, stride=1, pad=0):\n"
        "    return round((size - kernel + 2 * pad) / stride) + 1")]),
-    ("pool flops without the window size", "quiz.py",
+    ("pool flops without the window size", "quiz.py", None,
      [('"flops": outputs * kernel * kernel,\n    }\n    # END SOLUTION\n\n\ndef fc_layer',
        '"flops": outputs,\n    }\n    # END SOLUTION\n\n\ndef fc_layer')]),
-    ("conv_layer bias off by default", "quiz.py",
+    ("conv_layer bias off by default", "quiz.py", None,
      [("def conv_layer(c_in, size, filters, kernel, stride=1, pad=0, bias=True):",
        "def conv_layer(c_in, size, filters, kernel, stride=1, pad=0, bias=False):")]),
-    ("conv_output_size counts the padding once", "quiz.py",
+    ("conv_output_size counts the padding once", "quiz.py", None,
      [("def conv_output_size(size, kernel, stride=1, pad=0):", "def conv_output_size(size, kernel, stride=1, pad=0):\n"
        "    return (size - kernel + pad) // stride + 1")]),
 ]
@@ -83,24 +83,77 @@ def _replaced(source, edits):
     return source
 
 
+def _functions(edits):
+    """The layers functions a bug's edits touch, and the spatial ones that call them."""
+    touched = {edit[0] for edit in edits}
+    return touched | {f"spatial_{name}" for name in touched}
+
+
 def bugs():
-    """[(name, part, file, source)] for every bug."""
+    """[(name, part, file, source, functions)] for every bug; ``functions``: the layers functions its edits
+    touch (only their families are graded), None for every function of the part."""
     import test_check_initializers as ti
     import test_check_quiz as tq
     import test_grading_layers as tl
     import test_strata_bugs as ts
 
-    found = [(f"layers: {name}", "layers", "layers.py", tl.apply(edits)) for name, (edits, _) in tl.BUGS.items()]
-    found += [(f"layers: in place, test {n}", "layers", "layers.py", tl.apply(edits)) for n, edits in tl.IN_PLACE.items()]
-    found += [(f"layers: stratum {name}", "layers", "layers.py", tl.apply(edits)) for name, (_, edits) in ts.BUGS.items()]
-    found += [(f"initializers: {name}", "initializers", "initializers.py", ti.variant(*replacements))
+    found = [(f"layers: {name}", "layers", "layers.py", tl.apply(edits), _functions(edits))
+             for name, (edits, _) in tl.BUGS.items()]
+    found += [(f"layers: in place, test {n}", "layers", "layers.py", tl.apply(edits), _functions(edits))
+              for n, edits in tl.IN_PLACE.items()]
+    found += [(f"layers: stratum {name}", "layers", "layers.py", tl.apply(edits), _functions(edits))
+              for name, (_, edits) in ts.BUGS.items()]
+    found += [(f"initializers: {name}", "initializers", "initializers.py", ti.variant(*replacements), None)
               for name, replacements, _ in ti.VARIANTS]
-    found += [(f"quiz: {name}", "quiz", "quiz.py", tq.variant(old, new, occurrence))
+    found += [(f"quiz: {name}", "quiz", "quiz.py", tq.variant(old, new, occurrence), None)
               for name, old, new, occurrence, _ in tq.VARIANTS]
     parts = {"layers.py": "layers", "initializers.py": "initializers", "quiz.py": "quiz"}
-    found += [(f"{parts[file]}: {name}", parts[file], file, _replaced(_reference(file), edits))
-              for name, file, edits in SLIPS]
+    found += [(f"{parts[file]}: {name}", parts[file], file, _replaced(_reference(file), edits),
+               _functions([(function,)]) if function else None)
+              for name, file, function, edits in SLIPS]
     return found
+
+
+class _Skipped:
+    """The result of a plan left unrun: no answers, no import error."""
+    problem, output, records = "was not run (another family)", b"", {"__import__": {}}
+
+    def import_error(self):
+        return None
+
+
+def _in_process(plan, files):
+    """Run ``plan`` in this process with the sandbox driver's own Runner, and read its replies back as the
+    sandbox does (channel encoding, failures in words): the same answers, without a child's start-up (the
+    bugs here are plain arithmetic: nothing to confine, nothing that hangs)."""
+    from types import SimpleNamespace
+
+    from grader.sandbox import channel
+    from grader.sandbox.driver import Runner
+    from grader.sandbox.runner import ChildResult, Run
+
+    words = SimpleNamespace(files=files)
+    result = ChildResult()
+    with tempfile.TemporaryDirectory() as folder:
+        for name, data in files.items():
+            Path(folder, name).write_bytes(data if isinstance(data, bytes) else data.encode())
+        sys.path.insert(0, folder)
+        for name in files:
+            sys.modules.pop(Path(name).stem, None)
+        runner = Runner({"module": plan.module, "student_dir": folder}, plan.inputs, [], None)
+        reply = runner.import_module()
+        result.records["__import__"] = {"ok": reply["ok"], "violations": [],
+                                        "error": "" if reply["ok"] else Run.message(words, reply)}
+        for step in plan.steps if reply["ok"] else ():
+            reply = runner.run_step(dict(step, report="id" in step))
+            record = {"ok": reply["ok"], "violations": [], "error": "" if reply["ok"] else Run.message(words, reply)}
+            if reply["ok"] and "id" in step:
+                record["value"] = channel.decode(json.loads(json.dumps(reply["value"])))
+            if "id" in step:
+                result.records[step["id"]] = record
+        sys.path.remove(folder)
+    plan.result = result
+    return result
 
 
 def _points():
@@ -112,29 +165,45 @@ POINTS = _points()
 
 
 def grade_once(job):
-    """{test number: score} of one part of ``source`` graded with ``seed``."""
+    """{test number: score} of one part of ``source`` graded with ``seed``, every plan run in this process: of
+    the tests of ``functions`` only, when given (the plans of the other functions are left unrun, whatever the
+    grader's version)."""
     from grader.grade import grade
+    from grader.plan import Plan
     from grader.sandbox import Limits
 
-    part, file, source, seed = job
+    part, file, source, seed, functions = job
+    run, ran = Plan.run, set()
+
+    def selective(plan, files, *args, **kwargs):
+        if functions is None or set(plan.functions.values()) & functions:
+            ran.update(plan.functions.values())
+            return _in_process(plan, files)
+        plan.result = _Skipped()
+        return plan.result
+    Plan.run = selective
     # Time limits far above the grader's: on a loaded machine a timeout would move a score, not the seed.
     limits = Limits(wall_seconds=600, call_seconds=60, import_seconds=120, hang_seconds=120)
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, file).write_text(source)
         tests, _ = grade(folder, parts=[part], seed=seed, limits=limits, log=lambda message: None)
-    return {t.number: t.score for t in tests}
+    Plan.run = run
+    return {t.number: t.score for t in tests if functions is None or t.name in ran}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--only", help="grade only the bugs whose name contains this")
+    parser.add_argument("--only", nargs="+", help="grade only the bugs whose name contains one of these")
+    parser.add_argument("--skip", nargs="+", default=[], help="leave out the bugs whose name contains one of these")
     parser.add_argument("--out", help="write every score here (JSON)")
     args = parser.parse_args()
 
-    chosen = [bug for bug in bugs() if not args.only or args.only in bug[0]]
-    jobs = [(part, file, source, seed) for _, part, file, source in chosen for seed in range(args.seeds)]
+    chosen = [bug for bug in bugs() if (not args.only or any(word in bug[0] for word in args.only))
+              and not any(word in bug[0] for word in args.skip)]
+    jobs = [(part, file, source, seed, functions) for _, part, file, source, functions in chosen
+            for seed in range(args.seeds)]
     with ProcessPoolExecutor(args.jobs) as pool:
         scores = list(tqdm(pool.map(grade_once, jobs), total=len(jobs), desc="grading", unit="grade"))
     results, moving = {}, []
