@@ -392,9 +392,10 @@ def _plan_bn_behaviours(plan, forward, case):
     channels = gamma.shape[0]
     full = {"eps": drawn["eps"], "momentum": drawn["momentum"], "running_mean": drawn["running_mean"],
             "running_var": drawn["running_var"]}
-    checked = []   # (label, id, mode, the bn_param the call means: every key given)
+    checked = []   # (label, id, mode, the bn_param the call means: every key given, hint)
 
-    def call(label, mode, given):
+    def call(label, mode, given, hint="(the documented defaults: eps 1e-5, momentum 0.9, running statistics "
+                                      "zeros)"):
         id = f"b{len(checked)}"
         plan.call("builtin:dict", mode={"v": mode},
                           **{k: plan.array(v) if isinstance(v, np.ndarray) else {"v": v} for k, v in given.items()},
@@ -404,19 +405,20 @@ def _plan_bn_behaviours(plan, forward, case):
             plan.call("builtin:lookup", {"var": f"{id}_param"}, {"v": key}, id=f"{id}{key}")
         meant = {k: np.zeros(channels) if v == "zeros" else v for k, v in
                  ((kw.name, kw.default) for kw in behaviours.BN_KEYWORDS)}
-        checked.append((label, id, mode, {**meant, **given}))
+        checked.append((label, id, mode, {**meant, **given}, hint))
 
     for kw in behaviours.KEYWORDS[forward]:
         call(kw.left_out(), "train", {k: v for k, v in full.items() if k != kw.name})
         for value in kw.edges:
-            call(kw.edge(value), "train", {**full, kw.name: value})
+            call(kw.edge(value), "train", {**full, kw.name: value},
+                 f"(a {kw.name} given is used, {value!r} included: bn_param.get(key, default), not `or`)")
     call(behaviours.PROMISES[forward]["test without statistics"], "test", {"eps": full["eps"]})
     plan.call("builtin:dict", mode={"v": "eval"}, **{k: plan.array(v) if isinstance(v, np.ndarray) else {"v": v}
                                                      for k, v in full.items()}, save="badmode_param")
     plan.call(forward, *(plan.array(a) for a in (x, gamma, beta)), {"var": "badmode_param"}, id="badmode", pick=0)
 
     def verdicts(outcome):
-        for label, id, mode, p in checked:
+        for label, id, mode, p, hint in checked:
             ok, out = plan.answer(id)
             if mode == "train":   # normalised with the batch statistics (PyTorch trains with eps > 0 only)
                 batch = ref.batchnorm_running_stats(x, np.zeros(channels), np.zeros(channels), 0.0)
@@ -427,9 +429,9 @@ def _plan_bn_behaviours(plan, forward, case):
                 stats = (p["running_mean"], p["running_var"])
             good, message = _check("out", out, expected) if ok else (False, out)
             if good:
-                good, message = _stats_verdict(plan, [f"{id}running_mean", f"{id}running_var"], stats,
-                                               "(the documented defaults: eps 1e-5, momentum 0.9, running "
-                                               "statistics zeros)")
+                good, message = _stats_verdict(plan, [f"{id}running_mean", f"{id}running_var"], stats, hint)
+            elif ok:
+                message += f" {hint}"
             outcome.add(label, good, message, behaviours.WEIGHT)
         behaviours.add_error(outcome, behaviours.ERRORS[forward]["mode"], plan.answer("badmode"))
     return verdicts
