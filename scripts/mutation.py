@@ -2,7 +2,7 @@
 the grader graded per part is the test (scripts/grade_part.py: a mutant is killed when its part loses points).
 
     .venv/bin/python scripts/mutation.py [--parts quiz initializers ...] [--jobs 2] [--seed 0] [--sample N]
-    .venv/bin/python scripts/mutation.py --coverage [--seed 0]
+    .venv/bin/python scripts/mutation.py --coverage [--parts ...] [--seed 0]
 
 cosmic-ray.toml names the files and the test; the mutants are cosmic-ray's (``cosmic-ray init``), kept in its
 session database (build/mutation.sqlite: an interrupted run resumes, ``cr-report`` reads it). ``cosmic-ray
@@ -138,8 +138,8 @@ def coverage(args):
     folder = solutions_dir("cnn")
     with tempfile.TemporaryDirectory() as recorded:
         with recording(recorded):
-            grade(folder, parts=list(PARTS), seed=args.seed, log=lambda message: None)
-        files = [str(folder / file) for file in PARTS.values()]
+            grade(folder, parts=args.parts, seed=args.seed, log=lambda message: None)
+        files = [str(folder / PARTS[part]) for part in args.parts]
         measure = coverage_py.Coverage(branch=True, include=files, data_file=None)
         sys.path.insert(0, str(folder))
         measure.start()
