@@ -33,6 +33,11 @@ BUGS = {
                                        "dx = dxp[:, :, P:-P, P:-P]")]),
     "pad > 0": ("conv_backward_naive", [("conv_backward_naive", "xp = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))",
                                          "xp = x")]),
+    # Padded on one side only, with the output size that padding gives.
+    "the last window reaches the far padding": ("conv_forward_naive", [
+        ("conv_forward_naive", "((0, 0), (0, 0), (P, P), (P, P))", "((0, 0), (0, 0), (P, 0), (P, 0))"),
+        ("conv_forward_naive", CONV_SIZES[0], "    H_out = 1 + (H + P - HH) // S\n"),
+        ("conv_forward_naive", CONV_SIZES[1], "    W_out = 1 + (W + P - WW) // S\n")]),
     "stride > 1": ("conv_backward_naive", [("conv_backward_naive", '    S, P = conv_param["stride"], conv_param["pad"]\n',
                                             '    S, P = 1, conv_param["pad"]\n')]),
     # Ceiling instead of floor division: the same wherever the stride divides.

@@ -21,7 +21,7 @@ import numpy as np
 
 STRATA = {
     "conv": ["square kernel", "tall kernel", "wide kernel", "input taller than wide", "input wider than tall",
-             "pad 0", "pad > 0", "pad at least the kernel", "stride 1", "stride > 1", "stride divides the size",
+             "pad 0", "pad > 0", "pad at least the kernel", "the last window reaches the far padding", "stride 1", "stride > 1", "stride divides the size",
              "stride does not divide the size", "batch of 1", "batch > 1", "1 channel", "channels > 1"],
     "pool": ["square window", "tall window", "wide window", "input taller than wide", "input wider than tall",
              "stride below the window", "stride equal to the window", "stride above the window",
@@ -108,7 +108,18 @@ def _input_size(rng, window):
             fits.append((h, w))
     if not fits:
         raise ValueError(f"no input size fits {window}")
+    # Whether the last window reaches the padding at the far end (bottom, right) depends on the size: of the
+    # sizes that fit, only those where it does as often as it can, on the same axes.
+    best = max(_far_padding(h, w, window) for h, w in fits)
+    fits = [(h, w) for h, w in fits if _far_padding(h, w, window) == best]
     return fits[int(rng.integers(len(fits)))]
+
+
+def _far_padding(h, w, window):
+    """Per axis, whether the last window covers some of the padding after the input (a bug padding one side
+    only shows there)."""
+    (kh, kw), s, p = window.kernel, window.stride, window.pad
+    return tuple((_out(size, k, s, p) - 1) * s + k > size + p for size, k in ((h, kh), (w, kw)))
 
 
 def _size_words(window):
@@ -229,6 +240,8 @@ def strata(kind, case):
         found.add("pad 0" if p["pad"] == 0 else "pad > 0")
         if p["pad"] >= min(kh, kw):
             found.add("pad at least the kernel")
+        if any((_out(size, k, s, pad) - 1) * s + k > size + pad for size, k in ((h, kh), (w, kw))):
+            found.add("the last window reaches the far padding")
         found.add("stride 1" if p["stride"] == 1 else "stride > 1")
     if kind == "pool":
         size = max(kh, kw)
