@@ -96,6 +96,10 @@ RESNET = {
         **{name: (Keyword("num_classes", 10), Keyword("stem", "cifar"))
            for name in ("resnet18", "resnet34", "resnet50")},
     },
+    # A shortcut needs its projection whenever the channels change, narrowing included (a mutant testing
+    # in_channels < out_channels survives cases that only widen).
+    "shapes": {block: ("stride 1, channels kept", "stride 2", "stride 1, channels widened",
+                       "stride 1, channels narrowed") for block in ("BasicBlock", "Bottleneck", "PreActBlock")},
     "errors": {"ResNet": {"stem": "an unknown stem raises ValueError",
                           "widths": "layers and widths of different lengths raise ValueError"}},
     "promises": {
