@@ -18,7 +18,7 @@ setup() {
         echo "creating $VENV from $base"
         "$base" -m venv "$VENV"
     fi
-    if ! "$VENV/bin/python" -c "import grader, torch, pytest, xdist, nbclient, ipykernel, matplotlib, jsonschema, yaml, copydetect, playwright, pyseccomp" 2>/dev/null; then
+    if ! "$VENV/bin/python" -c "import grader, torch, pytest, xdist, nbclient, ipykernel, matplotlib, jsonschema, yaml, copydetect, playwright, pyseccomp, cosmic_ray, coverage" 2>/dev/null; then
         "$VENV/bin/python" -m pip install --quiet --upgrade pip
         "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
         "$VENV/bin/python" -m pip install --quiet -e ".[test]"

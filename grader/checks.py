@@ -2,7 +2,7 @@
 
 A checker returns, per test name, an Outcome: a list of Cases (each passed or not, with a message a student
 can read) or a blocker (the file is missing, does not import, uses a forbidden module...) that zeroes the test.
-Points are the test's weight times the share of cases passed: partial credit per case.
+Points are the test's weight times the weighted share of cases passed: partial credit per case.
 """
 import re
 from dataclasses import dataclass, field
@@ -16,6 +16,7 @@ class Case:
     label: str          # e.g. "hidden case 3 (stride 2, pad 0, non-square 2x3 kernel)": never input values
     ok: bool
     message: str = ""   # what differed, or the error reached when ok
+    weight: float = 1.0   # its share of the test, against the other cases' (fixed per category)
 
 
 @dataclass
@@ -26,8 +27,8 @@ class Outcome:
     share: float = None   # credit measured rather than counted (an accuracy): overrides the cases' share
     leaderboard: dict = field(default_factory=dict)   # name -> value, for Gradescope's leaderboard
 
-    def add(self, label, ok, message=""):
-        self.cases.append(Case(label, ok, student_words(message)))
+    def add(self, label, ok, message="", weight=1.0):
+        self.cases.append(Case(label, ok, student_words(message), weight))
 
     @property
     def fraction(self):
@@ -37,7 +38,7 @@ class Outcome:
             return self.share
         if not self.cases:
             return 0.0
-        return sum(c.ok for c in self.cases) / len(self.cases)
+        return sum(c.weight for c in self.cases if c.ok) / sum(c.weight for c in self.cases)
 
 
 # A stub's NotImplementedError as the sandbox reports it, its own message naming the function when it is the

@@ -1,8 +1,9 @@
-"""Each stratum of grader/cnn/cases.py catches a realistic bug that shows only there, on every seed.
+"""Each stratum of grader/cnn/cases.py catches a realistic bug that shows only there, in the same cases on every
+seed: the same bug costs the same points in every grade.
 
 The bug is the reference solution with one text substitution. For 20 seeds, the hidden cases are drawn as the
-grader draws them, the buggy function runs on them, and at least one case must differ from the PyTorch oracle
-beyond the grader's tolerance (or raise): that case costs the function its points.
+grader draws them, the buggy function runs on them, and the cases that differ from the PyTorch oracle beyond
+the grader's tolerance (or raise) must be the same categories every time, at least one, all in the stratum.
 """
 import numpy as np
 import pytest
@@ -32,6 +33,11 @@ BUGS = {
                                        "dx = dxp[:, :, P:-P, P:-P]")]),
     "pad > 0": ("conv_backward_naive", [("conv_backward_naive", "xp = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))",
                                          "xp = x")]),
+    # Padded on one side only, with the output size that padding gives.
+    "the last window reaches the far padding": ("conv_forward_naive", [
+        ("conv_forward_naive", "((0, 0), (0, 0), (P, P), (P, P))", "((0, 0), (0, 0), (P, 0), (P, 0))"),
+        ("conv_forward_naive", CONV_SIZES[0], "    H_out = 1 + (H + P - HH) // S\n"),
+        ("conv_forward_naive", CONV_SIZES[1], "    W_out = 1 + (W + P - WW) // S\n")]),
     "stride > 1": ("conv_backward_naive", [("conv_backward_naive", '    S, P = conv_param["stride"], conv_param["pad"]\n',
                                             '    S, P = 1, conv_param["pad"]\n')]),
     # Ceiling instead of floor division: the same wherever the stride divides.
@@ -88,10 +94,13 @@ def test_each_strata_bug_is_caught_on_every_seed(tmp_path, stratum):
     kind = "conv" if function.startswith("conv") else "pool"
     assert stratum in cases.STRATA[kind]
     draw = cases.conv_cases if kind == "conv" else cases.pool_cases
+    caught_on = set()
     for seed in range(20):
         drawn = draw(np.random.default_rng([seed, 5]))
         caught = [case for case in drawn if _run(layers, function, case)]
         assert caught, f"seed {seed}: the {stratum} bug passes every case"
-        # It shows only in its stratum, so the draw had to hold one.
+        # It shows only in its stratum, so the layout had to hold one.
         assert all(stratum in cases.strata(kind, case) for case in caught), \
             [case["category"] for case in caught if stratum not in cases.strata(kind, case)]
+        caught_on.add(tuple(case["category"] for case in caught))
+    assert len(caught_on) == 1, f"the {stratum} bug fails different categories on different seeds: {caught_on}"

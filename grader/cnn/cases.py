@@ -1,20 +1,28 @@
-"""Random test cases for the numpy layers, drawn from a Generator: the grader's hidden cases per submission.
+"""The hidden cases for the numpy layers: a fixed layout of categories, values drawn per submission.
+
+Each function's cases are the categories of a layout below, in order, the same in every grade: a category
+fixes everything a bug can hinge on (stride, pad, the kernel's shape, which way the input is longer, whether
+the stride divides the size, a batch or channel count of 1), and the seed draws only what no bug can hinge
+on (the input's size within those rules, counts above 1, the array values). So a bug that fails a category
+fails it on every seed and costs the same points in every grade, while no two submissions share inputs.
+
+Values are drawn so that they cannot hide a bug either: inputs are never square and both sides exceed 1, so
+are the outputs (a height/width mix-up always shows); where the stride divides the size it divides both, where
+it does not it divides neither; the batch, channel and filter counts of a case differ from one another; eps
+and momentum stay away from their defaults; max pooling's tie cases always hold a window of equal maxima.
 
 Each case is a dict: ``category`` (words a student may see: stride, pad, kernel shape, what makes it awkward;
-never values), ``inputs`` (name -> array) and ``params`` (the layer's parameter dict).
-
-Coverage is stratified, not left to chance: every draw holds at least one case of every stratum in
-``STRATA`` (where a bug can hide), while the sizes and values inside each stratum stay random per submission.
-``strata(kind, case)`` reads a case's strata off its actual arrays and parameters, so a test can prove the
-promise for any seed. Batchnorm's optional parameters left out (eps, momentum, running statistics) are the
-checker's fixed "defaults" case, not a drawn one.
+never values), ``inputs`` (name -> array) and ``params`` (the layer's parameter dict). ``strata(kind, case)``
+reads the strata of ``STRATA`` off a case's arrays, so a test can prove that the layout covers them all.
 """
+from dataclasses import dataclass
+
 import numpy as np
 
 STRATA = {
     "conv": ["square kernel", "tall kernel", "wide kernel", "input taller than wide", "input wider than tall",
-             "pad 0", "pad > 0", "stride 1", "stride > 1", "stride divides the size", "stride does not divide the size",
-             "batch of 1", "batch > 1", "1 channel", "channels > 1"],
+             "pad 0", "pad > 0", "pad at least the kernel", "the last window reaches the far padding", "stride 1", "stride > 1", "stride divides the size",
+             "stride does not divide the size", "batch of 1", "batch > 1", "1 channel", "channels > 1"],
     "pool": ["square window", "tall window", "wide window", "input taller than wide", "input wider than tall",
              "stride below the window", "stride equal to the window", "stride above the window",
              "stride divides the size", "stride does not divide the size",
@@ -23,65 +31,110 @@ STRATA = {
     "spatial_batchnorm": ["batch of 1", "batch of 2", "batch > 2", "1 channel", "channels > 1",
                           "input taller than wide", "input wider than tall"],
 }
-# (stride, pad) per convolution case; orientation, batch and channels are dealt out to them per draw.
-CONV_SCENARIOS = [(1, 1), (2, 0), (2, 1), (3, 2), (1, 0)]
-# Per pooling case, the stride against the window; the window equal to the stride is square.
-POOL_SCENARIOS = ["equal", "below", "above", "below"]
-# Batch sizes for batchnorm: tiny ones hide bugs in the 1/N terms.
-BN_BATCHES = [2, 3, 8]
-SPATIAL_BATCHES = [1, 2, 5]
 MAX_SIZE = 12
+COUNTS = (2, 3, 4)          # a batch, channel or filter count above 1
+EPS = (1e-3, 1e-2)          # eps drawn log-uniformly in this range: far from the default 1e-5
+MOMENTUM = (0.5, 0.8)       # momentum drawn in this range: far from the default 0.9
 
 
-def _divides(size, kernel, stride, pad=0):
+@dataclass(frozen=True)
+class Window:
+    """One category of a convolution or pooling case. ``divides``: whether the stride divides both sides'
+    spans (None with stride 1); ``one_batch``/``one_channel``: a count of 1 rather than above 1."""
+    stride: int
+    pad: int
+    kernel: tuple
+    taller: bool
+    divides: bool
+    one_batch: bool
+    one_channel: bool
+
+
+CONV_LAYOUT = [
+    Window(1, 1, (3, 3), True, None, False, False),
+    Window(2, 0, (3, 2), False, True, True, False),    # rows overlap, columns side by side
+    Window(2, 1, (2, 3), True, False, False, True),
+    Window(3, 2, (2, 2), False, False, False, False),  # pad at least the kernel; gaps between windows
+    Window(1, 0, (2, 3), False, None, True, False),
+    Window(2, 3, (3, 2), True, True, False, True),     # pad at least the kernel on both axes
+]
+CONV_FLOAT32 = Window(1, 1, (3, 3), True, None, False, False)
+POOL_LAYOUT = [
+    Window(2, 0, (2, 2), True, True, False, False),    # windows side by side
+    Window(1, 0, (3, 2), False, None, True, False),    # overlapping on both axes
+    Window(2, 0, (2, 3), True, False, False, True),    # overlapping along the width only
+    Window(3, 0, (2, 2), False, False, False, False),  # gaps
+]
+POOL_TIES = POOL_LAYOUT[:2]
+POOL_FLOAT32 = POOL_LAYOUT[0]
+# (batch, 1 feature or channel?, taller input?); a batch given as a range is drawn in it.
+BN_LAYOUT = [(2, False, None), (3, True, None), ((4, 8), False, None)]
+SPATIAL_LAYOUT = [(1, False, True), (2, True, False), ((3, 6), False, True)]
+
+
+def _span_divides(size, kernel, stride, pad=0):
     return (size + 2 * pad - kernel) % stride == 0
+
+
+def _out(size, kernel, stride, pad=0):
+    return 1 + (size + 2 * pad - kernel) // stride
 
 
 def _orientation(h, w):
     return "square" if h == w else ("tall" if h > w else "wide")
 
 
-def _deal(rng, values, n):
-    """``n`` values, each of ``values`` at least once, the rest drawn from them, in random order."""
-    dealt = list(values) + [values[int(i)] for i in rng.integers(len(values), size=n - len(values))]
-    return [dealt[int(i)] for i in rng.permutation(n)]
+def _distinct_counts(rng, ones, n):
+    """``n`` counts, pairwise different: 1 where ``ones`` says so, the others drawn from COUNTS."""
+    others = [int(v) for v in rng.permutation(COUNTS)]
+    return [1 if one else others.pop() for one in ones[:n]]
 
 
-def _counts(rng, ones):
-    """A batch size or channel count per case: 1 where ``ones`` says so, else 2 or 3."""
-    return [1 if one else int(rng.integers(2, 4)) for one in ones]
+def _input_size(rng, window):
+    """(H, W) of the window's orientation, both above 1, each giving at least two output positions, and both
+    spans divisible by the stride or neither (``window.divides``). The two output sizes differ, and either
+    side put in place of the other changes them (a mix-up of H and W always shows)."""
+    (kh, kw), s, p = window.kernel, window.stride, window.pad
+    fits = []
+    for h in range(2, MAX_SIZE + 1):
+        for w in range(2, MAX_SIZE + 1):
+            if h == w or (h > w) != window.taller or min(_out(h, kh, s, p), _out(w, kw, s, p)) < 2 \
+                    or _out(h, kh, s, p) == _out(w, kw, s, p) \
+                    or _out(h, kh, s, p) == _out(w, kh, s, p) or _out(w, kw, s, p) == _out(h, kw, s, p):
+                continue
+            if window.divides is not None and \
+                    not (_span_divides(h, kh, s, p) == _span_divides(w, kw, s, p) == window.divides):
+                continue
+            fits.append((h, w))
+    if not fits:
+        raise ValueError(f"no input size fits {window}")
+    # Whether the last window reaches the padding at the far end (bottom, right) depends on the size: of the
+    # sizes that fit, only those where it does as often as it can, on the same axes.
+    best = max(_far_padding(h, w, window) for h, w in fits)
+    fits = [(h, w) for h, w in fits if _far_padding(h, w, window) == best]
+    return fits[int(rng.integers(len(fits)))]
 
 
-def _kernel(rng, shape, low=1, high=4):
-    """(height, width) in [low, high] of the given orientation."""
-    a = int(rng.integers(low, high + 1))
-    if shape == "square":
-        return a, a
-    a = max(a, low + 1)
-    b = int(rng.integers(low, a))
-    return (a, b) if shape == "tall" else (b, a)
+def _far_padding(h, w, window):
+    """Per axis, whether the last window covers some of the padding after the input (a bug padding one side
+    only shows there)."""
+    (kh, kw), s, p = window.kernel, window.stride, window.pad
+    return tuple((_out(size, k, s, p) - 1) * s + k > size + p for size, k in ((h, kh), (w, kw)))
 
 
-def _input_size(rng, kernel, stride, pad, taller, divides, least):
-    """(H, W) taller or wider as asked, each at least ``least`` (windows that fit); both axes divisible by the
-    stride when ``divides`` is True, at least one not when False, anything when None."""
-    for _ in range(10_000):
-        h, w = (int(v) for v in rng.integers(least, MAX_SIZE + 1, size=2))
-        if h == w or (h > w) != taller:
-            continue
-        fits = _divides(h, kernel[0], stride, pad) and _divides(w, kernel[1], stride, pad)
-        if divides is None or fits == divides:
-            return h, w
-    raise ValueError(f"no input size fits kernel {kernel}, stride {stride}, pad {pad}, divides {divides}")
+def _size_words(window):
+    if window.divides is None:
+        return ""
+    return ", windows tile the input" if window.divides else ", size does not divide by the stride"
 
 
-def _size_words(height, width, kernel_h, kernel_w, stride, pad=0):
-    fits = _divides(height, kernel_h, stride, pad) and _divides(width, kernel_w, stride, pad)
-    return "windows tile the input" if fits else "size does not divide by the stride"
+def _count(value, noun):
+    """A count as its category ("1 channel", "channels > 1"): never the value drawn above 1."""
+    return f"1 {noun}" if value == 1 else f"{noun}s > 1"
 
 
 def _shape_words(n, c, h, w):
-    return f"{_orientation(h, w)} input, batch of {n}, {c} channel{'s' * (c > 1)}"
+    return f"{_orientation(h, w)} input, {'batch of 1' if n == 1 else 'batch > 1'}, {_count(c, 'channel')}"
 
 
 def no_ties(rng, shape):
@@ -89,101 +142,79 @@ def no_ties(rng, shape):
     return (rng.permutation(int(np.prod(shape))).reshape(shape) - np.prod(shape) / 2) / 10.0
 
 
-def conv_case(rng, stride, pad, kernel="square", taller=True, divides=None, n=None, c=None):
-    kernel_h, kernel_w = _kernel(rng, kernel)
-    n = n or int(rng.integers(1, 4))
-    c = c or int(rng.integers(1, 4))
-    f = int(rng.integers(1, 4))
-    least = max(kernel_h, kernel_w) - 2 * pad + 1   # at least two output positions when the stride is 1
-    height, width = _input_size(rng, (kernel_h, kernel_w), stride, pad, taller, divides, max(least, 2))
+def conv_case(rng, window):
+    kh, kw = window.kernel
+    n, c, f = _distinct_counts(rng, [window.one_batch, window.one_channel, False], 3)
+    h, w = _input_size(rng, window)
+    kernel = _orientation(kh, kw)
+    wide_pad = ", pad at least the kernel" if window.pad >= min(kh, kw) else ""
     return {
-        "category": f"stride {stride}, pad {pad}, {kernel} {kernel_h}x{kernel_w} kernel, "
-                    f"{_size_words(height, width, kernel_h, kernel_w, stride, pad)}, {_shape_words(n, c, height, width)}",
-        "inputs": {"x": rng.standard_normal((n, c, height, width)),
-                   "w": rng.standard_normal((f, c, kernel_h, kernel_w)),
+        "category": f"stride {window.stride}, pad {window.pad}{wide_pad}, {kernel} {kh}x{kw} kernel"
+                    f"{_size_words(window)}, {_shape_words(n, c, h, w)}",
+        "inputs": {"x": rng.standard_normal((n, c, h, w)),
+                   "w": rng.standard_normal((f, c, kh, kw)),
                    "b": rng.standard_normal(f)},
-        "params": {"stride": stride, "pad": pad},
+        "params": {"stride": window.stride, "pad": window.pad},
     }
 
 
-def pool_case(rng, relation, window="square", taller=True, divides=None, n=None, c=None, ties=False):
-    """``relation``: the stride "below", "equal" to (square windows) or "above" the window's larger side."""
-    pool_height, pool_width = _kernel(rng, window, 1 if relation == "above" else 2, 3)
-    size = max(pool_height, pool_width)
-    if relation == "below":
-        stride = int(rng.integers(1, size))
-    else:
-        stride = size + (int(rng.integers(1, 5 - size)) if relation == "above" else 0)
-    n = n or int(rng.integers(1, 4))
-    c = c or int(rng.integers(1, 4))
-    # At least two windows per axis: with one, overlapping windows cannot show an overwrite bug.
-    height, width = _input_size(rng, (pool_height, pool_width), stride, 0, taller, divides, size + stride)
-    shape = (n, c, height, width)
-    overlap = "overlapping windows" if stride < size else ("windows side by side" if stride == size else "gaps")
-    category = f"{window} {pool_height}x{pool_width} window, stride {stride}, {overlap}, " \
-               f"{_size_words(height, width, pool_height, pool_width, stride)}, {_shape_words(*shape)}"
+def pool_case(rng, window, ties=False):
+    ph, pw = window.kernel
+    n, c = _distinct_counts(rng, [window.one_batch, window.one_channel], 2)
+    h, w = _input_size(rng, window)
+    shape, size, s = (n, c, h, w), max(ph, pw), window.stride
+    overlap = "overlapping windows" if s < size else ("windows side by side" if s == size else "gaps")
+    category = f"{_orientation(ph, pw)} {ph}x{pw} window, stride {s}, {overlap}{_size_words(window)}, " \
+               f"{_shape_words(*shape)}"
     if ties:
         x = rng.integers(0, 3, size=shape).astype(np.float64)  # three values: ties in most windows
+        top, left = (_out(h, ph, s) - 1) * s, (_out(w, pw, s) - 1) * s
+        x[:, :, top:top + ph, left:left + pw] = 2.0   # and always one: the last window's maxima are all equal
         category += ", ties"
     else:
         x = no_ties(rng, shape)
+    if s < size:   # overlapping windows: two of them share their maximum, where they meet
+        row, column = (s if s < ph else 0), (s if s < pw else 0)
+        x[:, :, row, column] = x.max() + 1 + np.arange(n * c).reshape(n, c) / 10
     return {"category": category, "inputs": {"x": x},
-            "params": {"pool_height": pool_height, "pool_width": pool_width, "stride": stride}}
+            "params": {"pool_height": ph, "pool_width": pw, "stride": s}}
 
 
-def batchnorm_case(rng, n, spatial, channels=None, taller=True):
+def batchnorm_case(rng, batch, one, spatial, taller=True):
+    """A batch of ``batch`` (or drawn in that range), one feature (channel) or several, never as many as the
+    batch, its eps and momentum away from the defaults."""
+    n = int(rng.integers(batch[0], batch[1] + 1)) if isinstance(batch, tuple) else batch
+    channels = 1 if one else int(rng.choice([v for v in COUNTS + (5,) if v != n]))
+    batch_words = f"batch > {batch[0] - 1}" if isinstance(batch, tuple) else f"batch of {n}"
     if spatial:
-        channels = channels or int(rng.integers(2, 4))
-        h, w = (int(v) for v in rng.choice(np.arange(1, 6), size=2, replace=False))
+        h, w = (int(v) for v in rng.choice(np.arange(2, 6), size=2, replace=False))
         h, w = (max(h, w), min(h, w)) if taller else (min(h, w), max(h, w))
         shape = (n, channels, h, w)
-        words = f"batch of {n}, {channels} channel{'s' * (channels > 1)}, {_orientation(h, w)} input"
+        words = f"{batch_words}, {_count(channels, 'channel')}, {_orientation(h, w)} input"
     else:
-        channels = channels or int(rng.integers(2, 6))
         shape = (n, channels)
-        words = f"batch of {n}, {channels} feature{'s' * (channels > 1)}"
+        words = f"{batch_words}, {_count(channels, 'feature')}"
     scale, shift = rng.uniform(0.5, 3.0), rng.uniform(-2.0, 2.0)
     return {
-        "category": words + (", tiny batch" if n <= 3 else ""),
+        "category": words + (", tiny batch" if not isinstance(batch, tuple) else ""),
         "inputs": {"x": scale * rng.standard_normal(shape) + shift,
                    "gamma": rng.uniform(0.5, 2.0, channels), "beta": rng.standard_normal(channels)},
-        "params": {"eps": float(rng.choice([1e-5, 1e-3])), "momentum": float(rng.uniform(0.5, 0.95)),
+        "params": {"eps": float(np.exp(rng.uniform(*np.log(EPS)))), "momentum": float(rng.uniform(*MOMENTUM)),
                    "running_mean": rng.standard_normal(channels), "running_var": rng.uniform(0.5, 2.0, channels)},
     }
 
 
 def conv_cases(rng):
-    count = len(CONV_SCENARIOS)
-    kernels = _deal(rng, ["square", "tall", "wide"], count)
-    taller = _deal(rng, [True, False], count)
-    batches = _counts(rng, _deal(rng, [True, False], count))
-    channels = _counts(rng, _deal(rng, [True, False], count))
-    # Stride 2 twice: once on sizes it divides, once not.
-    divides = iter(_deal(rng, [True, False], 2))
-    return [conv_case(rng, s, p, kernels[i], taller[i], next(divides) if s == 2 else None, batches[i], channels[i])
-            for i, (s, p) in enumerate(CONV_SCENARIOS)]
+    return [conv_case(rng, window) for window in CONV_LAYOUT]
 
 
 def pool_cases(rng, ties=False):
-    count = len(POOL_SCENARIOS)
-    # The square window goes with the equal stride; the others are dealt tall, wide and one more.
-    windows = ["square"] + _deal(rng, ["tall", "wide", "square"], count - 1)
-    taller = _deal(rng, [True, False], count)
-    batches = _counts(rng, _deal(rng, [True, False], count))
-    channels = _counts(rng, _deal(rng, [True, False], count))
-    # The equal and the above stride are 2 or more: one of them on sizes it divides, the other not.
-    divides = iter(_deal(rng, [True, False], 2))
-    return [pool_case(rng, relation, windows[i], taller[i], next(divides) if relation != "below" else None,
-                      batches[i], channels[i], ties)
-            for i, relation in enumerate(POOL_SCENARIOS)]
+    return [pool_case(rng, window, ties) for window in (POOL_TIES if ties else POOL_LAYOUT)]
 
 
 def batchnorm_cases(rng, spatial=False):
-    batches = SPATIAL_BATCHES if spatial else BN_BATCHES
-    ones = _deal(rng, [True, False], len(batches))
-    taller = _deal(rng, [True, False], len(batches))
-    return [batchnorm_case(rng, n, spatial, 1 if one else None, tall)
-            for n, one, tall in zip(batches, ones, taller)]
+    return [batchnorm_case(rng, n, one, spatial, taller) for n, one, taller in
+            (SPATIAL_LAYOUT if spatial else BN_LAYOUT)]
 
 
 def strata(kind, case):
@@ -203,10 +234,14 @@ def strata(kind, case):
         found.add(f"{_orientation(kh, kw)} {noun}")
         found.add("batch of 1" if n == 1 else "batch > 1")
         if s > 1:
-            found.add("stride divides the size" if _divides(h, kh, s, pad) and _divides(w, kw, s, pad)
+            found.add("stride divides the size" if _span_divides(h, kh, s, pad) and _span_divides(w, kw, s, pad)
                       else "stride does not divide the size")
     if kind == "conv":
         found.add("pad 0" if p["pad"] == 0 else "pad > 0")
+        if p["pad"] >= min(kh, kw):
+            found.add("pad at least the kernel")
+        if any((_out(size, k, s, pad) - 1) * s + k > size + pad for size, k in ((h, kh), (w, kw))):
+            found.add("the last window reaches the far padding")
         found.add("stride 1" if p["stride"] == 1 else "stride > 1")
     if kind == "pool":
         size = max(kh, kw)

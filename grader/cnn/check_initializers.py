@@ -27,6 +27,7 @@ import numpy as np
 
 from grader import stats
 from grader.checks import Outcome, blocked
+from grader.cnn import behaviours
 from grader.cnn.given import with_given
 from grader.plan import Plan
 from grader.sandbox.driver import builtin_normal_init
@@ -44,7 +45,11 @@ SCHEMES = {   # name: (family, uniform?)
 }
 GAINS = {"linear": 1.0, "sigmoid": 1.0, "relu": math.sqrt(2.0), "tanh": 5.0 / 3.0}
 KERNELS = [(3, 3), (5, 5), (7, 7), (3, 5), (5, 3), (1, 5), (5, 1), (2, 2)]
-OTHER_NONLINEARITIES = ["tanh", "linear", "leaky_relu", "sigmoid"]
+# Kaiming's nonlinearity given, per mode: each gain far from relu's (leaky_relu's is within 0.005 % of it).
+OTHER_NONLINEARITIES = {"fan_in": "tanh", "fan_out": "linear", "fan_avg": "sigmoid"}
+# The 4-D weight of each initializer's cases: a tall or a wide kernel (a square one would hide a KH/KW slip).
+KERNEL_OF = {"xavier_normal": "tall", "xavier_uniform": "wide", "kaiming_normal": "wide", "kaiming_uniform": "tall"}
+XAVIER_GAINS = (1.5, 2.5)   # a gain given, drawn here: far from the default 1
 
 
 def gain_of(nonlinearity, param=None):
@@ -77,40 +82,36 @@ def _ratio(rng):
 
 
 def shape_2d(rng, low=100, high=150):
-    """(Din, Dout): the smaller in [low, high], the larger ``_ratio`` times it, either way round."""
+    """(Din, Dout): the smaller in [low, high], the larger ``_ratio`` times it, either way round; their sum
+    odd, so that a fan_avg floored by ``//`` is off."""
     small = int(rng.integers(low, high + 1))
     large = round(small * _ratio(rng))
+    large += (small + large + 1) % 2
     return (small, large) if rng.integers(2) else (large, small)
 
 
 def shape_4d(rng, kernel=None, elements=(20_000, 60_000)):
-    """(F, C, KH, KW) of about ``elements`` values, F / C a ``_ratio`` either way round."""
+    """(F, C, KH, KW) of about ``elements`` values, F / C a ``_ratio`` either way round; F + C odd, so that
+    the fans' sum is odd wherever the kernel's size is."""
     kh, kw = kernel or KERNELS[int(rng.integers(len(KERNELS)))]
     r = _ratio(rng) if rng.integers(2) else 1 / _ratio(rng)
     target = float(rng.uniform(*elements))
     c = max(1, round(math.sqrt(target / (kh * kw * r))))
-    return max(1, round(c * r)), c, kh, kw
+    f = max(1, round(c * r))
+    return f + (f + c + 1) % 2, c, kh, kw
 
 
 def _shape_words(shape):
     if len(shape) == 2:
         return "2-D (Din, Dout) weight"
     kh, kw = shape[2:]
-    kind = "" if kh == kw == 1 else ("square " if kh == kw else "non-square ")
-    return f"4-D conv weight, {kind}{kh}x{kw} kernel"
+    kind = "1x1" if kh == kw == 1 else ("square" if kh == kw else ("tall" if kh > kw else "wide"))
+    return f"4-D conv weight, {kind} kernel"
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Verdicts
 # ------------------------------------------------------------------------------------------------------------
-
-def _raises_value_error(ok, value):
-    if ok:
-        return False, "returned a value; expected it to raise ValueError"
-    if value.startswith("ValueError"):
-        return True, ""
-    return False, f"expected ValueError, got: {value}"
-
 
 def _array_problem(w, shape, dtype=True):
     """What is wrong with the array ``w`` (or ''); ``dtype=False`` leaves the dtype to the statistical cases."""
@@ -231,7 +232,8 @@ def fan_cases(rng):
         shape = shape_4d(rng, kernel, elements=(500, 50_000))
         cases.append((shape, _shape_words(shape)))
     for rank in (1, 3, 5):
-        cases.append((tuple(int(rng.integers(2, 9)) for _ in range(rank)), f"rank {rank}: ValueError expected"))
+        cases.append((tuple(int(rng.integers(2, 9)) for _ in range(rank)),
+                      f"rank {rank}, {behaviours.ERRORS['fan_in_and_fan_out']['rank']}"))
     return cases
 
 
@@ -247,15 +249,17 @@ def _plan_fans(plan, shapes, rng):
             if len(shape) in (2, 4):
                 outcome.add(label, *(_fan_verdict(value, fans(shape)) if ok else (False, value)))
             else:
-                outcome.add(label, *_raises_value_error(ok, value))
+                behaviours.add_error(outcome, label, (ok, value))
     return verdicts
 
 
 def _plan_gains(plan, rng):
     slope = round(float(rng.uniform(0.05, 0.5)), 6)
+    param, = behaviours.KEYWORDS["calculate_gain"]
     cases = [(("linear",), "linear"), (("sigmoid",), "sigmoid"), (("relu",), "relu"), (("tanh",), "tanh"),
-             (("leaky_relu",), "leaky_relu, default slope"), (("leaky_relu", slope), "leaky_relu, slope given"),
-             (("leaky_relu", 0.0), "leaky_relu, slope 0 (a ReLU)"), (("softplus",), "unknown name: ValueError")]
+             (("leaky_relu",), f"leaky_relu, {param.left_out()}"), (("leaky_relu", slope), "leaky_relu, slope given"),
+             *((("leaky_relu", value), f"leaky_relu, {param.edge(value)}") for value in param.edges),
+             (("softplus",), behaviours.ERRORS["calculate_gain"]["nonlinearity"])]
     for i, (args, _) in enumerate(cases):
         plan.call("calculate_gain", *({"v": a} for a in args), id=f"gain{i}")
 
@@ -264,7 +268,7 @@ def _plan_gains(plan, rng):
             ok, value = plan.answer(f"gain{i}")
             label = f"case {i + 1} ({words})"
             if args[0] == "softplus":
-                outcome.add(label, *_raises_value_error(ok, value))
+                behaviours.add_error(outcome, label, (ok, value))
             elif not ok:
                 outcome.add(label, False, value)
             elif not _real(value):
@@ -368,6 +372,8 @@ def _plan_activations(plan, rng):
     for k in range(2):
         plan.call("activation_stds", {"var": "init_g"}, {"v": "tanh"}, dims={"v": list(g_dims)},
                   batch={"v": g_batch}, rng={"var": "g"}, id=f"actg{k}")
+    for k in range(2):   # rng left out: fresh entropy, two calls differ
+        plan.call("activation_stds", {"var": "init_g"}, {"v": "relu"}, dims={"v": [32, 32]}, id=f"actnone{k}")
     plan.call("activation_stds", {"var": "init_g"}, {"v": "gelu"}, dims={"v": [8, 8]}, rng={"v": 0}, id="actbad")
 
     def verdicts(outcome):
@@ -387,8 +393,14 @@ def _plan_activations(plan, rng):
                 problems.append(f"call {k + 1}: {message}")
         hint = " (use the Generator you are given as it is: np.random.default_rng(g) returns g itself)" \
             if len(problems) == 1 and problems[0].startswith("call 2") else ""
-        outcome.add("rng given as a Generator, two calls with it", not problems, "; ".join(problems) + hint)
-        outcome.add("unknown nonlinearity ('gelu')", *_raises_value_error(*plan.answer("actbad")))
+        promises = behaviours.PROMISES["activation_stds"]
+        outcome.add(promises["generator"], not problems, "; ".join(problems) + hint)
+        (ok0, first), (ok1, second) = plan.answer("actnone0"), plan.answer("actnone1")
+        problem = first if not ok0 else (second if not ok1 else "")
+        if not problem and np.array_equal(first, second):
+            problem = "two calls without rng returned the same stds: rng=None means fresh entropy"
+        behaviours.add_gated(outcome, promises["none"], not problem, problem)
+        behaviours.add_error(outcome, behaviours.ERRORS["activation_stds"]["nonlinearity"], plan.answer("actbad"))
     return verdicts
 
 
@@ -401,28 +413,35 @@ def _plan_scheme(name, rng):
     plan = Plan(MODULE)
     shapes = Shapes(plan)
     seeds = iter(int(s) for s in rng.integers(2 ** 31, size=64))
-    cases = []   # (label, shape, mode, gain, kwargs)
-    # A square kernel would hide a slip between KH and KW: the 4-D weight's is tall or wide.
-    weights = [shape_2d(rng), shape_4d(rng, _kernels(rng, "tall" if rng.integers(2) else "wide"))]
-    others = [OTHER_NONLINEARITIES[int(i)] for i in rng.permutation(len(OTHER_NONLINEARITIES))]
+    keywords = {kw.name: kw for kw in behaviours.KEYWORDS[name]}
+    cases = []   # (label, shape, mode, gain, kwargs, weight)
+    weights = [shape_2d(rng), shape_4d(rng, _kernels(rng, KERNEL_OF[name]))]
     for shape in weights:
         for mode in MODES:
             if family == "xavier":
-                gain = round(float(rng.uniform(0.5, 2.5)), 6)
-                variants = [({}, 1.0, "default gain"), ({"gain": {"v": gain}}, gain, "gain given")]
+                gain = round(float(rng.uniform(*XAVIER_GAINS)), 6)
+                variants = [({}, 1.0, keywords["gain"].left_out()), ({"gain": {"v": gain}}, gain, "gain given")]
             else:
-                other = others.pop() if others else OTHER_NONLINEARITIES[int(rng.integers(4))]
-                variants = [({}, gain_of("relu"), "default nonlinearity relu"),
-                            ({"nonlinearity": {"v": other}}, gain_of(other), f"nonlinearity {other}")]
+                other = OTHER_NONLINEARITIES[mode]
+                variants = [({}, gain_of("relu"), keywords["nonlinearity"].left_out()),
+                             ({"nonlinearity": {"v": other}}, gain_of(other), f"nonlinearity {other}")]
             for kwargs, gain_value, words in variants:
-                cases.append((f"{_shape_words(shape)}, mode {mode}, {words}", shape, mode, gain_value,
-                              dict(kwargs, mode={"v": mode})))
+                cases.append((f"hidden case {len(cases) + 1} ({_shape_words(shape)}, mode {mode}, {words})", shape,
+                              mode, gain_value, dict(kwargs, mode={"v": mode}), 1.0))
     big = shape_2d(rng, 360, 460)
-    default_mode = "fan_avg" if family == "xavier" else "fan_in"
-    default_gain = 1.0 if family == "xavier" else gain_of("relu")
-    cases.append((f"large 2-D sample, all defaults (mode {default_mode}, "
-                  f"{'gain 1' if family == 'xavier' else 'relu'})", big, default_mode, default_gain, {}))
-    for i, (label, shape, mode, gain, kwargs) in enumerate(cases):
+    default_mode = keywords["mode"].default
+    default_gain = 1.0 if family == "xavier" else gain_of(keywords["nonlinearity"].default)
+    cases.append((f"hidden case {len(cases) + 1} (large 2-D sample, all defaults (mode {default_mode}, "
+                  f"{'gain 1' if family == 'xavier' else 'relu'}))", big, default_mode, default_gain, {}, 1.0))
+    # The mode left out alone, the other keyword given away from its default.
+    if family == "xavier":
+        gain = round(float(rng.uniform(*XAVIER_GAINS)), 6)
+        given, gain_value = {"gain": {"v": gain}}, gain
+    else:
+        given, gain_value = {"nonlinearity": {"v": "tanh"}}, gain_of("tanh")
+    cases.append((f"{keywords['mode'].left_out()}, 2-D weight", shape_2d(rng), default_mode, gain_value, given,
+                  behaviours.WEIGHT))
+    for i, (label, shape, mode, gain, kwargs, _) in enumerate(cases):
         plan.call(name, shapes(shape), id=f"s{i}", rng={"v": next(seeds)}, **kwargs)
 
     small = (int(rng.integers(20, 41)), int(rng.integers(20, 41)))
@@ -433,7 +452,11 @@ def _plan_scheme(name, rng):
     plan.call("builtin:rng", {"v": next(seeds)}, save="g")
     plan.call(name, shapes(small), rng={"var": "g"}, id="gen0")
     plan.call(name, shapes(small), rng={"var": "g"}, id="gen1")
-    plan.call(name, shapes(small), id="none")
+    plan.call(name, shapes(small), id="none0")
+    plan.call(name, shapes(small), id="none1")
+    edges = [(keywords["gain"].edge(value), value) for value in keywords["gain"].edges] if family == "xavier" else []
+    for k, (_, value) in enumerate(edges):   # gain 0: every weight 0
+        plan.call(name, shapes(small), gain={"v": value}, rng={"v": next(seeds)}, id=f"edge{k}")
     plan.call(name, shapes(small), mode={"v": "fan_sum"}, rng={"v": 0}, id="badmode")
     plan.call(name, shapes((10, 10, 10)), rng={"v": 0}, id="badrank")
     if family == "kaiming":
@@ -441,16 +464,15 @@ def _plan_scheme(name, rng):
 
     def verdicts():
         outcome = Outcome()
-        for i, (label, shape, mode, gain, kwargs) in enumerate(cases):
+        for i, (label, shape, mode, gain, kwargs, weight) in enumerate(cases):
             std = gain / math.sqrt(fan_of(shape, mode))
             ok, w = plan.answer(f"s{i}")
 
             def diagnose(got, shape=shape, mode=mode, gain=gain):
                 return _std_diagnosis(got, shape, mode, gain, family, uniform)
-            outcome.add(f"hidden case {i + 1} ({label})",
-                        *(sample_verdict(w, shape, std, std * math.sqrt(3) if uniform else None, diagnose)
-                          if ok else (False, w)))
-        answers = {k: plan.answer(k) for k in ("same0", "same1", "other", "gen0", "gen1", "none")}
+            outcome.add(label, *(sample_verdict(w, shape, std, std * math.sqrt(3) if uniform else None, diagnose)
+                                 if ok else (False, w)), weight)
+        answers = {k: plan.answer(k) for k in ("same0", "same1", "other", "gen0", "gen1", "none0", "none1")}
 
         def pair(a, b, equal, words):
             (ok_a, x), (ok_b, y) = answers[a], answers[b]
@@ -462,22 +484,28 @@ def _plan_scheme(name, rng):
                     return False, problem
             same = np.array_equal(x, y)
             return (True, "") if same == equal else (False, words)
-        outcome.add("the same int seed twice gives the same array",
-                    *pair("same0", "same1", True, "two calls with the same int seed returned different arrays "
-                                                  "(make the Generator from rng: np.random.default_rng(rng))"))
-        outcome.add("different int seeds give different arrays",
-                    *pair("same0", "other", False, "two different seeds returned the same array"))
-        outcome.add("a Generator passed in is used (two calls with it differ)",
-                    *pair("gen0", "gen1", False, "two calls with the same Generator returned the same array: draw "
-                                                 "from the Generator you are given, it advances"))
-        ok, w = answers["none"]
-        problem = _array_problem(w, small, dtype=False) if ok else w
-        outcome.add("rng left out (None: fresh entropy)", not problem, problem)
-        outcome.add("an unknown mode ('fan_sum') raises ValueError", *_raises_value_error(*plan.answer("badmode")))
-        outcome.add("a rank-3 shape raises ValueError", *_raises_value_error(*plan.answer("badrank")))
+        promises = behaviours.PROMISES[name]
+        behaviours.add_gated(outcome, promises["same seed"], *pair(
+            "same0", "same1", True, "two calls with the same int seed returned different arrays (make the "
+                                    "Generator from rng: np.random.default_rng(rng))"))
+        behaviours.add_gated(outcome, promises["other seed"], *pair(
+            "same0", "other", False, "two different seeds returned the same array"))
+        behaviours.add_gated(outcome, promises["generator"], *pair(
+            "gen0", "gen1", False, "two calls with the same Generator returned the same array: draw from the "
+                                   "Generator you are given, it advances"))
+        behaviours.add_gated(outcome, promises["none"], *pair(
+            "none0", "none1", False, "two calls without rng returned the same array: rng=None means fresh "
+                                     "entropy (np.random.default_rng(None))"))
+        for k, (label, value) in enumerate(edges):
+            ok, w = plan.answer(f"edge{k}")
+            problem = (_array_problem(w, small) or ("" if np.all(w == 0) else "expected every weight to be 0 "
+                                                    f"(std = gain / sqrt(fan) with gain {value})")) if ok else w
+            behaviours.add_gated(outcome, label, not problem, problem)
+        errors = behaviours.ERRORS[name]
+        behaviours.add_error(outcome, errors["mode"], plan.answer("badmode"))
+        behaviours.add_error(outcome, errors["rank"], plan.answer("badrank"))
         if family == "kaiming":
-            outcome.add("an unknown nonlinearity ('swish') raises ValueError",
-                        *_raises_value_error(*plan.answer("badgain")))
+            behaviours.add_error(outcome, errors["nonlinearity"], plan.answer("badgain"))
         return outcome
     return plan, verdicts
 

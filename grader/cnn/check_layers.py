@@ -7,7 +7,7 @@ hangs costs its family's time, not the whole part's.
 import numpy as np
 
 from grader.checks import Outcome, blocked
-from grader.cnn import cases, points, rules
+from grader.cnn import behaviours, cases, points, rules
 from grader.cnn.given import with_given
 from grader.compare import compare
 from grader.oracle import Oracle
@@ -66,22 +66,28 @@ class Family:
                 plan.call(backward, plan.array(dout, read_only=True), cache, id=f"kept_{source}_{backward}")
 
     def untouched_verdicts(self, outcomes):
-        """A failing case for each function that wrote into its array arguments (or the cache it was given): the
-        write raised, and the case names the array by the student's own name for it."""
+        """A case for each function: passed when it left its array arguments (and the cache it was given) as it
+        found them; failed when it raised, or wrote into one: they are read-only, so the write raised, and the
+        case names the array by the student's own name for it."""
         label = "array arguments left as they were found"
+        ok, error = self.plan.answer("kept_f")
         name = self.plan.in_place("kept_f")
         if name is not None:
-            outcomes[self.forward].add(label, False, f"{self.forward} changed its input {name or 'arrays'} in place: "
-                                                     "compute on a copy")
+            error = f"{self.forward} changed its input {name or 'arrays'} in place: compute on a copy"
+        behaviours.add_gated(outcomes[self.forward], label, ok, "" if ok else error)
         for backward in self.backwards:
-            name = next((n for n in (self.plan.in_place(f"kept_{s}_{backward}") for s in ("ref", "own"))
-                         if n is not None), None)
+            calls = [f"kept_{source}_{backward}" for source in ("ref", "own")]
+            name = next((n for n in map(self.plan.in_place, calls) if n is not None), None)
+            answers = [self.plan.answer(call) for call in calls]
+            ok = name is None and any(answer[0] for answer in answers)
             if name in ("dout", ""):
-                outcomes[backward].add(label, False, f"{backward} changed its input {name or 'arrays'} in place: "
-                                                     "compute on a copy")
+                error = f"{backward} changed its input {name or 'arrays'} in place: compute on a copy"
             elif name is not None:
-                outcomes[backward].add(label, False, f"{backward} changed the cache it was given in place ({name}): "
-                                                     "the cache belongs to the forward pass; compute on a copy")
+                error = f"{backward} changed the cache it was given in place ({name}): the cache belongs to the " \
+                        "forward pass; compute on a copy"
+            else:
+                error = answers[0][1]   # on the documented cache, its own error is said
+            behaviours.add_gated(outcomes[backward], label, ok, "" if ok else error)
 
     def plan_reference_cache(self, i, dout, cache):
         """The backwards called again on the cache a correct forward would store in the documented layout, so
@@ -167,7 +173,7 @@ def _conv(source, rng, limits):
     fam = Family("conv_forward_naive", "conv_backward_naive", rng)
     plan, outcome_f, outcome_b = fam.plan, Outcome(), Outcome()
     drawn = cases.conv_cases(rng)
-    x32 = cases.conv_case(rng, 1, 1)
+    x32 = cases.conv_case(rng, cases.CONV_FLOAT32)
     for i, case in enumerate(drawn + [x32]):
         x, w, b = (case["inputs"][k] for k in "xwb")
         if i == len(drawn):
@@ -227,7 +233,7 @@ def _pool(kind):
         fam = Family(f"{kind}_pool_forward_naive", f"{kind}_pool_backward_naive", rng)
         plan, outcome_f, outcome_b = fam.plan, Outcome(), Outcome()
         drawn = cases.pool_cases(rng) + (cases.pool_cases(rng, ties=True)[:2] if kind == "max" else [])
-        x32 = cases.pool_case(rng, "equal")
+        x32 = cases.pool_case(rng, cases.POOL_FLOAT32)
         for i, case in enumerate(drawn + [x32]):
             x = case["inputs"]["x"]
             if i == len(drawn):
@@ -275,8 +281,8 @@ def _batchnorm(spatial):
         fam.backwards += [] if spatial else ["batchnorm_backward_alt"]
         plan = fam.plan
         drawn = cases.batchnorm_cases(rng, spatial=spatial)
-        # The calls on the first case's x with the defaults and in float32 go first: the documented cache of
-        # that x (its xhat) is only sent after them.
+        # The calls on the first case's x with the defaults, in float32 and for the documented behaviours go
+        # first: the documented cache of that x (its xhat) is only sent after them.
         first = drawn[0]["inputs"]
         plan.call("builtin:dict", mode={"v": "train"}, save="defaults")
         plan.call(fam.forward, *(plan.array(first[k]) for k in ("x", "gamma", "beta")), {"var": "defaults"},
@@ -285,6 +291,7 @@ def _batchnorm(spatial):
             plan.call("builtin:lookup", {"var": "defaults"}, {"v": key}, id=f"d{key}")
         plan.call(fam.forward, *(plan.array(first[k].astype(np.float32)) for k in ("x", "gamma", "beta")),
                   {"v": {"mode": "train"}}, id="f32", pick=0)
+        promises = _plan_bn_behaviours(plan, fam.forward, drawn[0])
         for i, case in enumerate(drawn):
             x, gamma, beta = (plan.array(case["inputs"][k]) for k in ("x", "gamma", "beta"))
             p = case["params"]
@@ -350,14 +357,69 @@ def _batchnorm(spatial):
             good, message = _stats_verdict(plan, ["drunning_mean", "drunning_var"], defaults,
                                            "(defaults: eps 1e-5, momentum 0.9, running statistics zeros)")
         forward.add("bn_param with only a mode (the defaults)", good, message)
+        promises(forward)
         ok, out = plan.answer("f32")
-        forward.add("float32 input (float32 tolerance)", *(
+        forward.add(behaviours.PROMISES[fam.forward]["float32"], *(
             _check("out", out, ref.batchnorm_forward(first["x"], first["gamma"], first["beta"]), FLOAT32_TOL,
                    BATCHNORM_OUT,
                    dtype=None, floor=1e-3) if ok else (False, out)))
         fam.untouched_verdicts(outcomes)
         yield outcomes
     return family
+
+
+def _plan_bn_behaviours(plan, forward, case):
+    """Calls for each documented behaviour of ``forward`` (behaviours.py) on ``case``'s arrays: each optional
+    key of bn_param left out once (the others given, away from their defaults), given at its edges, a bad
+    mode, and test mode without running statistics. Returns a function adding their verdicts to an Outcome."""
+    inputs, drawn = case["inputs"], case["params"]
+    x, gamma, beta = (inputs[k] for k in ("x", "gamma", "beta"))
+    channels = gamma.shape[0]
+    full = {"eps": drawn["eps"], "momentum": drawn["momentum"], "running_mean": drawn["running_mean"],
+            "running_var": drawn["running_var"]}
+    checked = []   # (label, id, mode, the bn_param the call means: every key given, hint)
+
+    def call(label, mode, given, hint="(the documented defaults: eps 1e-5, momentum 0.9, running statistics "
+                                      "zeros)"):
+        id = f"b{len(checked)}"
+        plan.call("builtin:dict", mode={"v": mode},
+                          **{k: plan.array(v) if isinstance(v, np.ndarray) else {"v": v} for k, v in given.items()},
+                          save=f"{id}_param")
+        plan.call(forward, *(plan.array(a) for a in (x, gamma, beta)), {"var": f"{id}_param"}, id=id, pick=0)
+        for key in ("running_mean", "running_var"):
+            plan.call("builtin:lookup", {"var": f"{id}_param"}, {"v": key}, id=f"{id}{key}")
+        meant = {k: np.zeros(channels) if v == "zeros" else v for k, v in
+                 ((kw.name, kw.default) for kw in behaviours.BN_KEYWORDS)}
+        checked.append((label, id, mode, {**meant, **given}, hint))
+
+    for kw in behaviours.KEYWORDS[forward]:
+        call(kw.left_out(), "train", {k: v for k, v in full.items() if k != kw.name})
+        for value in kw.edges:
+            call(kw.edge(value), "train", {**full, kw.name: value},
+                 f"(a {kw.name} given is used, {value!r} included: bn_param.get(key, default), not `or`)")
+    call(behaviours.PROMISES[forward]["test without statistics"], "test", {"eps": full["eps"]})
+    plan.call("builtin:dict", mode={"v": "eval"}, **{k: plan.array(v) if isinstance(v, np.ndarray) else {"v": v}
+                                                     for k, v in full.items()}, save="badmode_param")
+    plan.call(forward, *(plan.array(a) for a in (x, gamma, beta)), {"var": "badmode_param"}, id="badmode", pick=0)
+
+    def verdicts(outcome):
+        for label, id, mode, p, hint in checked:
+            ok, out = plan.answer(id)
+            if mode == "train":   # normalised with the batch statistics (PyTorch trains with eps > 0 only)
+                batch = ref.batchnorm_running_stats(x, np.zeros(channels), np.zeros(channels), 0.0)
+                expected = ref.batchnorm_test_forward(x, gamma, beta, *batch, p["eps"])
+                stats = ref.batchnorm_running_stats(x, p["running_mean"], p["running_var"], p["momentum"])
+            else:
+                expected = ref.batchnorm_test_forward(x, gamma, beta, p["running_mean"], p["running_var"], p["eps"])
+                stats = (p["running_mean"], p["running_var"])
+            good, message = _check("out", out, expected) if ok else (False, out)
+            if good:
+                good, message = _stats_verdict(plan, [f"{id}running_mean", f"{id}running_var"], stats, hint)
+            elif ok:
+                message += f" {hint}"
+            outcome.add(label, good, message, behaviours.WEIGHT)
+        behaviours.add_error(outcome, behaviours.ERRORS[forward]["mode"], plan.answer("badmode"))
+    return verdicts
 
 
 def _stats_verdict(plan, ids, expected, hint):
@@ -371,7 +433,14 @@ def _stats_verdict(plan, ids, expected, hint):
     return True, ""
 
 
-FAMILIES = [_conv, _pool("max"), _pool("avg"), _batchnorm(False), _batchnorm(True)]
+# Each family, by the functions it grades.
+FAMILIES = {
+    ("conv_forward_naive", "conv_backward_naive"): _conv,
+    ("max_pool_forward_naive", "max_pool_backward_naive"): _pool("max"),
+    ("avg_pool_forward_naive", "avg_pool_backward_naive"): _pool("avg"),
+    ("batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt"): _batchnorm(False),
+    ("spatial_batchnorm_forward", "spatial_batchnorm_backward"): _batchnorm(True),
+}
 
 
 def check(files, rng, limits, names):
@@ -381,8 +450,13 @@ def check(files, rng, limits, names):
     source = files[FILE]
     static = static_violations(source, FORBIDDEN_MODULES)
     outcomes = {}
-    for family in FAMILIES:
-        steps = family(source, rng, limits)
+    # One stream per family, drawn before any is skipped: a grade of some tests only (a mutation run) draws
+    # the same cases for them as a whole grade.
+    streams = [np.random.default_rng(seed) for seed in rng.integers(2 ** 63, size=len(FAMILIES))]
+    for (functions, family), stream in zip(FAMILIES.items(), streams):
+        if not set(functions) & set(names):
+            continue
+        steps = family(source, stream, limits)
         plan = next(steps)
         plan.run(with_given({FILE: source}), limits, forbidden=FORBIDDEN_MODULES)
         error = plan.import_error()

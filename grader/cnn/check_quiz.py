@@ -17,6 +17,7 @@ One child runs the whole part: the calculators are pure arithmetic.
 import math
 
 from grader.checks import Outcome, blocked
+from grader.cnn import behaviours
 from grader.cnn import quiz_variants as qv
 from grader.cnn.given import with_given
 from grader.plan import Plan
@@ -25,7 +26,6 @@ FILE = "quiz.py"
 MODULE = "quiz"
 KEYS = ("c_out", "size_out", "memory_kb", "params", "flops")
 MEMORY_TOL = 1e-9
-N_PER_KIND = 10
 
 SIZE_TEST = "conv_output_size and pool_output_size"
 TEST_OF_KIND = {"conv_output_size": SIZE_TEST, "pool_output_size": SIZE_TEST, "conv_layer": "conv_layer",
@@ -77,19 +77,11 @@ def _type_problem(key, value, expected, show=False):
 
 
 def _size_hint(a, got):
-    """A known slip that gives ``got`` as the output size, or ''."""
-    size, k, s, p = a["size"], a["kernel"], a["stride"], a["pad"]
-    exact = qv.output_size(size, k, s, p)
-    slips = [
-        (math.ceil((size + 2 * p - k) / s) + 1, "it looks rounded up (ceil); the rule floors"),
-        ((size - k) // s + 1, "it looks like the padding is left out"),
-        ((size + p - k) // s + 1, "it looks like the padding is counted on one side only (2 * pad)"),
-        ((size + 2 * p - k) // s, "it looks like the + 1 is missing"),
-        ((size - 2 * p - k) // s + 1, "it looks like the padding is subtracted"),
-        ((size + 2 * p - k + 1) // s, "check the order of operations: (W - K + 2P) // S + 1"),
-    ]
-    for value, hint in slips:
-        if value == got and value != exact:
+    """A known slip (quiz_variants.SIZE_SLIPS) that gives ``got`` as the output size, or ''."""
+    args = a["size"], a["kernel"], a["stride"], a["pad"]
+    exact = qv.output_size(*args)
+    for slip, hint in qv.SIZE_SLIPS:
+        if slip(*args) == got != exact:
             return hint
     return ""
 
@@ -196,6 +188,23 @@ def _size_verdict(case, value, want, show=False):
     return ok, message[0].upper() + message[1:] if message else message
 
 
+def _keyword_cases(rng):
+    """Cases for each keyword of behaviours.KEYWORDS: left out once (the others given as keywords, away from
+    their defaults) and given at its edges. [(kind, label, the case the call means, the call's keywords)]"""
+    cases = []
+    for kind in ("conv_output_size", "pool_output_size", "conv_layer", "pool_layer"):
+        base = qv.draw_window(rng, kind, qv.KEYWORD_SCENARIO, bias=False)
+        keywords = behaviours.KEYWORDS[kind]
+        given = {kw.name: base["args"][kw.name] for kw in keywords}
+        for kw in keywords:
+            variants = [(kw.left_out(), kw.default, {k: v for k, v in given.items() if k != kw.name})]
+            variants += [(kw.edge(value), value, {**given, kw.name: value}) for value in kw.edges]
+            for words, value, kwargs in variants:
+                meant = {**base, "args": {**base["args"], kw.name: value}}
+                cases.append((kind, f"{kind}: {words}", meant, kwargs))
+    return cases
+
+
 def _guarded(verdict, *args):
     """``verdict(*args)``, or a failed case when the student's value cannot even be compared (an int too large
     for a float, say): a verdict for that case, never an error of the whole part."""
@@ -237,17 +246,22 @@ def check(files, rng, limits, names):
     """{test name: Outcome} for the tests in ``names``."""
     if FILE not in files:
         return blocked(names, f"{FILE} was not submitted")
-    drawn = qv.draw_quiz_cases(rng, N_PER_KIND)
+    drawn = qv.draw_quiz_cases(rng)
     plan = Plan(MODULE)
-    checked, counts = [], {}   # (test, label, case, id, show values); hidden cases numbered per test
+    checked, counts = [], {}   # (test, label, case, id, show values, weight); hidden cases numbered per test
     for i, case in enumerate(drawn):
         id = plan.call(case["kind"], *({"v": v} for v in case["args"].values()), id=f"c{i}")
         test = TEST_OF_KIND[case["kind"]]
         counts[test] = counts.get(test, 0) + 1
-        checked.append((test, f"hidden case {counts[test]} ({case['category']})", case, id, False))
+        checked.append((test, f"hidden case {counts[test]} ({case['category']})", case, id, False, 1.0))
     for i, (case, args) in enumerate(_defaults_cases()):
         id = plan.call(case["kind"], *({"v": v} for v in args), id=f"d{i}")
-        checked.append((TEST_OF_KIND[case["kind"]], case["category"], case, id, True))   # public values
+        checked.append((TEST_OF_KIND[case["kind"]], case["category"], case, id, True, 1.0))   # public values
+    for i, (kind, label, case, kwargs) in enumerate(_keyword_cases(rng)):
+        required = [v for k, v in case["args"].items() if k not in kwargs and
+                    k not in {kw.name for kw in behaviours.KEYWORDS[kind]}]
+        id = plan.call(kind, *({"v": v} for v in required), id=f"k{i}", **{k: {"v": v} for k, v in kwargs.items()})
+        checked.append((TEST_OF_KIND[kind], label, case, id, False, behaviours.WEIGHT))
     plan.call("alexnet_table", id="alexnet")
     plan.run(with_given({FILE: files[FILE]}), limits)
     error = plan.import_error()
@@ -255,14 +269,14 @@ def check(files, rng, limits, names):
         return blocked(names, f"{FILE} could not be imported: {error}")
 
     outcomes = {name: Outcome() for name in list(dict.fromkeys(TEST_OF_KIND.values())) + ["alexnet_table"]}
-    for test, label, case, id, show in checked:
+    for test, label, case, id, show, weight in checked:
         ok, value = plan.answer(id)
         want = qv.expected(case)
         if not ok:
-            outcomes[test].add(label, False, value)
+            outcomes[test].add(label, False, value, weight)
         elif case["kind"].endswith("_size"):
-            outcomes[test].add(label, *_guarded(_size_verdict, case, value, want, show))
+            outcomes[test].add(label, *_guarded(_size_verdict, case, value, want, show), weight)
         else:
-            outcomes[test].add(label, *_guarded(_row_verdict, case, value, want, show))
+            outcomes[test].add(label, *_guarded(_row_verdict, case, value, want, show), weight)
     _alexnet(plan, outcomes["alexnet_table"])
     return {name: outcomes.get(name) for name in names}

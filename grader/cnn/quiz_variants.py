@@ -1,11 +1,11 @@
 """Per-student cases for quiz.py, and the grader's own closed-form answers to them.
 
-``draw_quiz_cases(rng)`` draws fresh layer configurations for each calculator of quiz.py. The draws are biased
-towards the cases where bugs hide: strides that do not divide ``size + 2*pad - kernel`` (so ``/`` and ``//``
-differ), padding, bias on and off, 1x1 kernels, pooling windows that overlap (stride < kernel), tile the input
-(stride == kernel) or leave gaps (stride > kernel), a window covering the whole input. Every draw is valid:
-the output is at least 1x1, a conv's pad is less than its kernel, a pool's pad is at most ``kernel // 2`` (as
-PyTorch requires).
+``draw_quiz_cases(rng)`` draws the hidden cases of each calculator of quiz.py: a fixed layout of scenarios, the
+same in every grade, covering the cases where bugs hide (strides that do not divide ``size + 2*pad - kernel``,
+so ``/`` and ``//`` differ; padding; bias on and off; 1x1 kernels; pooling windows that overlap, tile the input
+or leave gaps; a window covering the whole input), with sizes and channels drawn per seed among the values that
+show the same slips: a bug costs the same cases in every grade. Every draw is valid: the output is at least
+1x1, a conv's pad is less than its kernel, a pool's pad is at most ``kernel // 2`` (as PyTorch requires).
 
 Each case is a dict:
     kind: the quiz function to call ("conv_output_size", "pool_output_size", "conv_layer", "pool_layer",
@@ -116,106 +116,69 @@ def is_valid(case):
 # Drawing
 # ------------------------------------------------------------------------------------------------------------
 
-# Convolution scenarios: (stride choices, pad rule, divisible?). Pad rules: "zero", "same" ((k-1)//2 with an odd
-# kernel), "some" (1..k-1). divisible: True, False, or None (stride 1 always divides).
-CONV_SCENARIOS = [
-    ((1,), "zero", None),
-    ((1,), "same", None),
-    ((1,), "some", None),
-    ((2,), "zero", True),
-    ((2,), "zero", False),
-    ((2,), "same", False),
-    ((2, 3, 4), "some", True),
-    ((2, 3, 4), "some", False),
-    ((3, 4, 5), "zero", False),
-    ("1x1", "zero", None),   # a 1x1 kernel (stride 1 or 2, as in ResNet's shortcuts)
+# The layout: one case per scenario, in this order, in every grade. A scenario fixes the window (kernel, stride,
+# pad) and whether the stride divides ``size + 2*pad - kernel`` (None: stride 1); the seed draws the size, among
+# the sizes that show every slip of SIZE_SLIPS the geometry can show, and the channels.
+CONV_SCENARIOS = [   # (kernel, stride, pad, divisible)
+    (3, 1, 0, None),
+    (3, 1, 1, None),     # "same" padding
+    (4, 1, 2, None),
+    (3, 2, 0, True),
+    (3, 2, 0, False),
+    (5, 2, 2, False),    # "same" padding, stride 2
+    (5, 3, 1, False),
+    (4, 3, 2, True),
+    (7, 4, 0, False),
+    (1, 2, 0, False),    # a 1x1 kernel at stride 2, as in ResNet's shortcuts
 ]
-# Pooling scenarios: (window relation, pad?, divisible?). "overlap": stride < kernel; "tile": stride == kernel;
-# "gap": stride > kernel; "global": kernel == size, stride 1 (one output).
-POOL_SCENARIOS = [
-    ("overlap", False, False),   # AlexNet's 3x3 stride 2 on 56: floor(27.5)
-    ("overlap", False, True),
-    ("overlap", True, None),     # GoogLeNet's 3x3 stride 2 pad 1
-    ("stride1", True, None),     # 3x3 stride 1 pad 1 keeps the size
-    ("tile", False, True),       # VGG's 2x2 stride 2 on an even size
-    ("tile", False, False),      # 2x2 stride 2 on an odd size
-    ("tile", True, None),
-    ("gap", False, None),
-    ("global", False, None),
+POOL_SCENARIOS = [   # (kernel, stride, pad, divisible); kernel None: a window covering the whole input, stride 1
+    (3, 2, 0, False),    # AlexNet's 3x3 stride 2 on 56: floor(27.5)
+    (3, 2, 0, True),
+    (3, 2, 1, True),     # GoogLeNet's 3x3 stride 2 pad 1
+    (3, 1, 1, None),     # 3x3 stride 1 pad 1 keeps the size
+    (2, 2, 0, True),     # VGG's 2x2 stride 2 on an even size
+    (2, 2, 0, False),    # 2x2 stride 2 on an odd size
+    (3, 3, 1, False),
+    (2, 3, 0, False),    # gaps between windows
+    (None, 1, 0, None),
 ]
+# The window of the cases that leave a keyword out or give it at its edge (grader/cnn/behaviours.py): every
+# keyword away from its default, and valid with any of them back at its default.
+KEYWORD_SCENARIO = (3, 2, 1, False)
 FC_SCENARIOS = ["narrowing", "widening", "square", "single output", "flattened map"]
-KERNELS = (2, 3, 3, 3, 4, 5, 5, 7, 11)
-ODD_KERNELS = (3, 3, 5, 7, 11)
-CHANNELS = (1, 3, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+CHANNELS = (3, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512)   # above 1: a forgotten c_in always shows
+
+# Slips of the output-size rule, as a student makes them (a wrong size, the hint that names it).
+SIZE_SLIPS = [
+    (lambda size, k, s, p: -(-(size + 2 * p - k) // s) + 1, "it looks rounded up (ceil); the rule floors"),
+    (lambda size, k, s, p: round((size + 2 * p - k) / s) + 1, "it looks rounded to the nearest; the rule floors"),
+    (lambda size, k, s, p: (size - k) // s + 1, "it looks like the padding is left out"),
+    (lambda size, k, s, p: (size + p - k) // s + 1, "it looks like the padding is counted on one side only "
+                                                    "(2 * pad)"),
+    (lambda size, k, s, p: (size + 2 * p - k) // s, "it looks like the + 1 is missing"),
+    (lambda size, k, s, p: (size - 2 * p - k) // s + 1, "it looks like the padding is subtracted"),
+    (lambda size, k, s, p: (size + 2 * p - k + 1) // s, "check the order of operations: (W - K + 2P) // S + 1"),
+]
 
 
 def _pick(rng, options):
     return options[int(rng.integers(len(options)))]
 
 
-def _sizes(kernel, stride, pad, divisible, low=1):
-    """Sizes in [low, MAX_SIZE] giving an output of at least 1 and the wanted divisibility."""
-    out = []
-    for size in range(max(low, kernel - 2 * pad, 1), MAX_SIZE + 1):
-        span = size + 2 * pad - kernel
-        if divisible is None or (span % stride == 0) == divisible:
-            out.append(size)
-    return out
+def _shown(size, kernel, stride, pad):
+    """Which slips of SIZE_SLIPS give a wrong size here."""
+    exact = output_size(size, kernel, stride, pad)
+    return tuple(slip(size, kernel, stride, pad) != exact for slip, _ in SIZE_SLIPS)
 
 
-def _conv_geometry(rng, scenario):
-    strides, pad_rule, divisible = scenario
-    while True:
-        if strides == "1x1":
-            kernel, stride = 1, int(_pick(rng, (1, 2)))
-        else:
-            kernel = int(_pick(rng, ODD_KERNELS if pad_rule == "same" else KERNELS))
-            stride = int(_pick(rng, strides))
-        if pad_rule == "zero":
-            pad = 0
-        elif pad_rule == "same":
-            pad = (kernel - 1) // 2
-        else:
-            if kernel < 2:
-                continue
-            pad = int(rng.integers(1, kernel))
-        want = divisible if stride > 1 else None
-        sizes = _sizes(kernel, stride, pad, want, low=2)
-        if sizes:
-            return int(_pick(rng, sizes)), kernel, stride, pad
-
-
-def _pool_geometry(rng, scenario):
-    relation, padded, divisible = scenario
-    while True:
-        if relation == "global":
-            size = int(rng.integers(2, 15))
-            return size, size, 1, 0
-        if relation == "overlap":
-            kernel = int(_pick(rng, (2, 3, 3, 3, 4, 5)))
-            stride = int(rng.integers(2, kernel)) if kernel > 2 else None
-            if stride is None:
-                continue
-        elif relation == "stride1":
-            kernel, stride = int(_pick(rng, (3, 3, 5))), 1
-        elif relation == "tile":
-            kernel = int(_pick(rng, (2, 2, 2, 3, 4)))
-            stride = kernel
-        else:  # gap
-            kernel = int(_pick(rng, (1, 1, 2, 2, 3)))
-            stride = kernel + int(rng.integers(1, 3))
-        if relation == "stride1":
-            pad = kernel // 2
-        elif padded:
-            if kernel // 2 < 1:
-                continue
-            pad = int(rng.integers(1, kernel // 2 + 1))
-        else:
-            pad = 0
-        want = divisible if stride > 1 else None
-        sizes = _sizes(kernel, stride, pad, want, low=2)
-        if sizes:
-            return int(_pick(rng, sizes)), kernel, stride, pad
+def sizes(kernel, stride, pad, divisible):
+    """The sizes up to MAX_SIZE with at least two output positions and the wanted divisibility that show the
+    most slips, all the same ones: whichever is drawn, a slip shows on it or on none of them."""
+    fits = [size for size in range(max(2, kernel - 2 * pad), MAX_SIZE + 1)
+            if output_size(size, kernel, stride, pad) >= 2
+            and (divisible is None or ((size + 2 * pad - kernel) % stride == 0) == divisible)]
+    best = max((_shown(size, kernel, stride, pad) for size in fits), key=lambda shown: (sum(shown), shown))
+    return [size for size in fits if _shown(size, kernel, stride, pad) == best]
 
 
 def _describe_geometry(layer, size, kernel, stride, pad):
@@ -258,23 +221,23 @@ def _case(kind, args, words, tags):
     return {"kind": kind, "args": args, "category": ", ".join([prefix, *words]), "tags": tags}
 
 
-def _draw_conv(rng, kind, scenario, bias):
-    size, kernel, stride, pad = _conv_geometry(rng, scenario)
-    words, tags = _describe_geometry("conv", size, kernel, stride, pad)
+def draw_window(rng, kind, scenario, bias=None):
+    kernel, stride, pad, divisible = scenario
+    if kernel is None:   # global pooling
+        size = int(rng.integers(2, 15))
+        kernel = size
+    else:
+        size = int(_pick(rng, sizes(kernel, stride, pad, divisible)))
+    layer = "conv" if kind.startswith("conv") else "pool"
+    words, tags = _describe_geometry(layer, size, kernel, stride, pad)
     args = {"size": size, "kernel": kernel, "stride": stride, "pad": pad}
     if kind == "conv_layer":
-        args = {"c_in": int(_pick(rng, CHANNELS)), **args, "filters": int(_pick(rng, CHANNELS[1:])), "bias": bias}
+        c_in, filters = (int(v) for v in rng.choice(CHANNELS, size=2, replace=False))
+        args = {"c_in": c_in, **args, "filters": filters, "bias": bias}
         args = {key: args[key] for key in ("c_in", "size", "filters", "kernel", "stride", "pad", "bias")}
         words.append("bias" if bias else "no bias")
         tags.append("bias" if bias else "no bias")
-    return _case(kind, args, words, tags)
-
-
-def _draw_pool(rng, kind, scenario):
-    size, kernel, stride, pad = _pool_geometry(rng, scenario)
-    words, tags = _describe_geometry("pool", size, kernel, stride, pad)
-    args = {"size": size, "kernel": kernel, "stride": stride, "pad": pad}
-    if kind == "pool_layer":
+    elif kind == "pool_layer":
         args = {"c_in": int(_pick(rng, CHANNELS)), **args}
     return _case(kind, args, words, tags)
 
@@ -290,36 +253,25 @@ def _draw_fc(rng, scenario):
     elif scenario == "single output":
         d_in, d_out = large, 1
     else:
-        c, s = int(_pick(rng, CHANNELS[1:])), int(rng.integers(1, 8))
+        c, s = int(_pick(rng, CHANNELS)), int(rng.integers(2, 8))
         d_in, d_out = c * s * s, int(_pick(rng, (10, 100, 1000, 4096)))
     return _case("fc_layer", {"d_in": d_in, "d_out": d_out}, [scenario], [scenario])
 
 
-def _scenario_order(rng, scenarios, n):
-    """``n`` scenarios: every one once (in a random order) before any repeats."""
-    order = []
-    while len(order) < n:
-        order += [scenarios[i] for i in rng.permutation(len(scenarios))]
-    return order[:n]
-
-
-def draw_quiz_cases(rng=None, n_per_kind=10):
-    """``n_per_kind`` fresh cases for each of ``KINDS`` (in that order), drawn from ``rng`` (a numpy Generator,
-    an int seed or None). With ``n_per_kind`` at least 10 every scenario of each kind appears; conv layers
-    alternate bias on and off."""
+def draw_quiz_cases(rng=None):
+    """The hidden cases of every calculator of quiz.py (``KINDS``, in that order), one per scenario of the
+    layout, their values drawn from ``rng`` (a numpy Generator, an int seed or None). Conv layers alternate
+    bias on and off, starting with bias."""
     rng = np.random.default_rng(rng)
     cases = []
     for kind in KINDS:
         if kind in ("conv_output_size", "conv_layer"):
-            first_bias = bool(rng.integers(2))
-            for i, scenario in enumerate(_scenario_order(rng, CONV_SCENARIOS, n_per_kind)):
-                cases.append(_draw_conv(rng, kind, scenario, bias=(i % 2 == 0) == first_bias))
+            for i, scenario in enumerate(CONV_SCENARIOS):
+                cases.append(draw_window(rng, kind, scenario, bias=i % 2 == 0))
         elif kind in ("pool_output_size", "pool_layer"):
-            for scenario in _scenario_order(rng, POOL_SCENARIOS, n_per_kind):
-                cases.append(_draw_pool(rng, kind, scenario))
+            cases += [draw_window(rng, kind, scenario) for scenario in POOL_SCENARIOS]
         else:
-            for scenario in _scenario_order(rng, FC_SCENARIOS, n_per_kind):
-                cases.append(_draw_fc(rng, scenario))
+            cases += [_draw_fc(rng, scenario) for scenario in FC_SCENARIOS]
     for case in cases:
         if not is_valid(case):   # a bug in the drawing, never the student's fault
             raise AssertionError(f"drew an invalid quiz case: {case}")

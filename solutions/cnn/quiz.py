@@ -189,10 +189,8 @@ def alexnet_table():
             elements = c * size * size
             row = {"c_out": elements, "size_out": None,
                    "memory_kb": elements * BYTES_PER_ELEMENT / BYTES_PER_KB, "params": 0, "flops": 0}
-        elif kind == "fc":
+        else:   # "fc"
             row = fc_layer(c, **config)
-        else:
-            raise ValueError(f"unknown layer kind {kind!r}")
         rows.append({"name": name, **row})
         c, size = row["c_out"], row["size_out"]
     return rows

@@ -1,0 +1,244 @@
+"""How much a bug's score depends on the hidden cases' seed: grade buggy variants of the reference solutions
+on several seeds and print, per bug, its part's score on each seed and the spread (largest minus smallest).
+
+    .venv/bin/python scripts/spread.py [--seeds 10] [--jobs 2] [--only WORD...] [--skip WORD...] [--out FILE]
+
+The bugs: the hand-written mutants of the tests (tests/test_grading_layers.py, test_strata_bugs.py,
+test_check_initializers.py, test_check_quiz.py) and the realistic slips of ``SLIPS`` below. The grader graded is
+whichever ``grader`` package the interpreter imports: run it with another checkout's interpreter (``cd
+/work/main && .venv/bin/python /path/to/this/scripts/spread.py``) to measure that checkout with the same bugs.
+A bug whose spread exceeds 0.5 points is marked MOVES, unless ``VALUE_DEPENDENT`` lists it with its reason.
+"""
+import argparse
+import json
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from tqdm import tqdm
+
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+sys.path.insert(0, str(TESTS))
+
+LIMIT = 0.5   # points
+ORDER = ["quiz", "layers", "initializers"]
+
+# Realistic slips of our own, beyond the tests' mutants: (name, file, the layers function edited or None,
+# [(old, new)]), each ``old`` unique in the reference solution.
+SLIPS = [
+    ("batchnorm eps taken with `or` (eps 0 given becomes 1e-5)", "layers.py", "batchnorm_forward",
+     [('eps = bn_param.get("eps", 1e-5)', 'eps = bn_param.get("eps") or 1e-5')]),
+    ("batchnorm momentum taken with `or` (momentum 0 given becomes 0.9)", "layers.py", "batchnorm_forward",
+     [('momentum = bn_param.get("momentum", 0.9)', 'momentum = bn_param.get("momentum") or 0.9')]),
+    ("batchnorm needs the running statistics in bn_param", "layers.py", "batchnorm_forward",
+     [('running_mean = bn_param.get("running_mean", np.zeros(D, dtype=x.dtype))',
+       'running_mean = bn_param["running_mean"]')]),
+    ("avg pool forward divides by PH * PH", "layers.py", "avg_pool_forward_naive",
+     [("out[:, :, i, j] = x[:, :, i * S:i * S + PH, j * S:j * S + PW].mean(axis=(2, 3))",
+       "out[:, :, i, j] = x[:, :, i * S:i * S + PH, j * S:j * S + PW].sum(axis=(2, 3)) / (PH * PH)")]),
+    ("conv forward W_out from H", "layers.py", "conv_forward_naive",
+     [("    W_out = 1 + (W + 2 * P - WW) // S\n    xp = np.pad(x,", "    W_out = 1 + (H + 2 * P - WW) // S\n    xp = np.pad(x,")]),
+    ("fan_avg floor-divided", "initializers.py", None,
+     [('"fan_avg": (fan_in + fan_out) / 2}', '"fan_avg": (fan_in + fan_out) // 2}')]),
+    ("xavier_normal ignores the gain", "initializers.py", None,
+     [("std = gain / np.sqrt(_fan(shape, mode))", "std = 1.0 / np.sqrt(_fan(shape, mode))")]),
+    ("kaiming_normal always relu", "initializers.py", None,
+     [("std = calculate_gain(nonlinearity) / np.sqrt(_fan(shape, mode))",
+       'std = calculate_gain("relu") / np.sqrt(_fan(shape, mode))')]),
+    ("rng None seeded with 0", "initializers.py", None,
+     [("    return np.random.default_rng(rng)", "    return np.random.default_rng(0 if rng is None else rng)")]),
+    ("xavier_uniform gain taken with `or`", "initializers.py", None,
+     [("bound = gain * np.sqrt(3.0 / _fan(shape, mode))", "bound = (gain or 1.0) * np.sqrt(3.0 / _fan(shape, mode))")]),
+    ("conv_output_size rounds to the nearest", "quiz.py", None,
+     [("def conv_output_size(size, kernel, stride=1, pad=0):", "def conv_output_size(size, kernel, stride=1, pad=0):\n"
+       "    return round((size - kernel + 2 * pad) / stride) + 1")]),
+    ("pool flops without the window size", "quiz.py", None,
+     [('"flops": outputs * kernel * kernel,\n    }\n    # END SOLUTION\n\n\ndef fc_layer',
+       '"flops": outputs,\n    }\n    # END SOLUTION\n\n\ndef fc_layer')]),
+    ("conv_layer bias off by default", "quiz.py", None,
+     [("def conv_layer(c_in, size, filters, kernel, stride=1, pad=0, bias=True):",
+       "def conv_layer(c_in, size, filters, kernel, stride=1, pad=0, bias=False):")]),
+    ("conv_output_size counts the padding once", "quiz.py", None,
+     [("def conv_output_size(size, kernel, stride=1, pad=0):", "def conv_output_size(size, kernel, stride=1, pad=0):\n"
+       "    return (size - kernel + pad) // stride + 1")]),
+]
+
+# Bugs whose cost depends on the drawn values by nature, and why: none left. (The floored fan_avg, a 0.1 %
+# change of the std, is caught by the uniform initializers' bound on every seed: the hidden fans' sums are odd.)
+VALUE_DEPENDENT = {}
+
+
+def _reference(file):
+    from grader.paths import solutions_dir
+    return (solutions_dir("cnn") / file).read_text()
+
+
+def _replaced(source, edits):
+    for old, new in edits:
+        if source.count(old) != 1:
+            raise ValueError(f"{old!r} occurs {source.count(old)} times")
+        source = source.replace(old, new)
+    return source
+
+
+def _functions(edits):
+    """The layers functions a bug's edits touch, and the spatial ones that call them."""
+    touched = {edit[0] for edit in edits}
+    return touched | {f"spatial_{name}" for name in touched}
+
+
+def bugs():
+    """[(name, part, file, source, functions)] for every bug; ``functions``: the layers functions its edits
+    touch (only their families are graded), None for every function of the part."""
+    import test_check_initializers as ti
+    import test_check_quiz as tq
+    import test_grading_layers as tl
+    import test_strata_bugs as ts
+
+    found = [(f"layers: {name}", "layers", "layers.py", tl.apply(edits), _functions(edits))
+             for name, (edits, _) in tl.BUGS.items()]
+    found += [(f"layers: in place, test {n}", "layers", "layers.py", tl.apply(edits), _functions(edits))
+              for n, edits in tl.IN_PLACE.items()]
+    found += [(f"layers: stratum {name}", "layers", "layers.py", tl.apply(edits), _functions(edits))
+              for name, (_, edits) in ts.BUGS.items()]
+    found += [(f"initializers: {name}", "initializers", "initializers.py", ti.variant(*replacements), None)
+              for name, replacements, _ in ti.VARIANTS]
+    found += [(f"quiz: {name}", "quiz", "quiz.py", tq.variant(old, new, occurrence), None)
+              for name, old, new, occurrence, _ in tq.VARIANTS]
+    parts = {"layers.py": "layers", "initializers.py": "initializers", "quiz.py": "quiz"}
+    found += [(f"{parts[file]}: {name}", parts[file], file, _replaced(_reference(file), edits),
+               _functions([(function,)]) if function else None)
+              for name, file, function, edits in SLIPS]
+    return found
+
+
+class _Skipped:
+    """The result of a plan left unrun: no answers, no import error."""
+    problem, output, records = "was not run (another family)", b"", {"__import__": {}}
+
+    def import_error(self):
+        return None
+
+
+def _in_process(plan, files):
+    """Run ``plan`` in this process with the sandbox driver's own Runner, and read its replies back as the
+    sandbox does (channel encoding, failures in words): the same answers, without a child's start-up (the
+    bugs here are plain arithmetic: nothing to confine, nothing that hangs)."""
+    from types import SimpleNamespace
+
+    from grader.sandbox import channel
+    from grader.sandbox.driver import Runner
+    from grader.sandbox.runner import ChildResult, Run
+
+    words = SimpleNamespace(files=files)
+    result = ChildResult()
+    with tempfile.TemporaryDirectory() as folder:
+        for name, data in files.items():
+            Path(folder, name).write_bytes(data if isinstance(data, bytes) else data.encode())
+        sys.path.insert(0, folder)
+        for name in files:
+            sys.modules.pop(Path(name).stem, None)
+        runner = Runner({"module": plan.module, "student_dir": folder}, plan.inputs, [], None)
+        reply = runner.import_module()
+        result.records["__import__"] = {"ok": reply["ok"], "violations": [],
+                                        "error": "" if reply["ok"] else Run.message(words, reply)}
+        for step in plan.steps if reply["ok"] else ():
+            reply = runner.run_step(dict(step, report="id" in step))
+            record = {"ok": reply["ok"], "violations": [], "error": "" if reply["ok"] else Run.message(words, reply)}
+            if reply["ok"] and "id" in step:
+                record["value"] = channel.decode(json.loads(json.dumps(reply["value"])))
+            if "id" in step:
+                result.records[step["id"]] = record
+        sys.path.remove(folder)
+    plan.result = result
+    return result
+
+
+def _points():
+    from grader.cnn.points import PARTS
+    return {number: points for _, tests in PARTS.values() for number, _, points in tests}
+
+
+POINTS = _points()
+
+
+def grade_once(job):
+    """{test number: score} of one part of ``source`` graded with ``seed``, every plan run in this process: of
+    the tests of ``functions`` only, when given (the plans of the other functions are left unrun, whatever the
+    grader's version)."""
+    from grader.grade import grade
+    from grader.plan import Plan
+    from grader.sandbox import Limits
+
+    part, file, source, seed, functions = job
+    run, ran = Plan.run, set()
+
+    def selective(plan, files, *args, **kwargs):
+        if functions is None or set(plan.functions.values()) & functions:
+            ran.update(plan.functions.values())
+            return _in_process(plan, files)
+        plan.result = _Skipped()
+        return plan.result
+    Plan.run = selective
+    # Time limits far above the grader's: on a loaded machine a timeout would move a score, not the seed.
+    limits = Limits(wall_seconds=600, call_seconds=60, import_seconds=120, hang_seconds=120)
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, file).write_text(source)
+        tests, _ = grade(folder, parts=[part], seed=seed, limits=limits, log=lambda message: None)
+    Plan.run = run
+    return {t.number: t.score for t in tests if functions is None or t.name in ran}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--only", nargs="+", help="grade only the bugs whose name contains one of these")
+    parser.add_argument("--skip", nargs="+", default=[], help="leave out the bugs whose name contains one of these")
+    parser.add_argument("--out", help="write every score here (JSON)")
+    args = parser.parse_args()
+
+    chosen = [bug for bug in bugs() if (not args.only or any(word in bug[0] for word in args.only))
+              and not any(word in bug[0] for word in args.skip)]
+    chosen.sort(key=lambda bug: ORDER.index(bug[1]))   # the cheapest parts first
+    jobs = [(part, file, source, seed, functions) for _, part, file, source, functions in chosen
+            for seed in range(args.seeds)]
+    results, moving, per_seed = {}, [], []
+    with ProcessPoolExecutor(args.jobs) as pool:
+        # Said, and written out, as each bug's seeds are in: an interrupted run keeps what it measured.
+        for scores in tqdm(pool.map(grade_once, jobs), total=len(jobs), desc="grading", unit="grade"):
+            per_seed.append(scores)
+            if len(per_seed) < args.seeds:
+                continue
+            name = chosen[len(results)][0]
+            moves = _report(name, per_seed, results)
+            moving += [name] if moves else []
+            per_seed = []
+            if args.out:
+                Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"\n{len(chosen)} bugs on {args.seeds} seeds: {sum(r['spread'] > 0 for r in results.values())} with a "
+          f"score that moves, {len(moving)} by more than {LIMIT} points (not value-dependent by nature); largest "
+          f"spread {max(r['spread'] for r in results.values()):.2f}; "
+          f"{sum(not any(t < POINTS[n] - 1e-9 for s in r['tests'] for n, t in s.items()) for r in results.values())}"
+          " keep full marks on every seed")
+    return 1 if moving else 0
+
+
+def _report(name, per_seed, results):
+    """Print one bug's scores and spread, add them to ``results``; True when it moves more than LIMIT for no
+    reason of VALUE_DEPENDENT's."""
+    totals = [round(sum(s.values()), 4) for s in per_seed]
+    spread = max(totals) - min(totals)
+    lost = {n for s in per_seed for n, v in s.items() if v < POINTS[n] - 1e-9}
+    results[name] = {"totals": totals, "spread": spread, "tests": per_seed}
+    reason = VALUE_DEPENDENT.get(name.split(": ", 1)[1])
+    flag = ("value-dependent: " + reason if reason else "MOVES") if spread > LIMIT else ""
+    print(f"{name}\n    {' '.join(f'{t:6.2f}' for t in totals)}   spread {spread:.2f}"
+          f"{'   tests ' + ', '.join(sorted(lost)) if lost else '   keeps full marks'}{'   ' + flag if flag else ''}",
+          flush=True)
+    return flag == "MOVES"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
