@@ -65,7 +65,7 @@ def test_a_step_cannot_read_the_arrays_of_later_steps():
     assert result.records["later"]["value"] == pytest.approx(secret.sum())   # it was sent, with its own step
 
 
-@pytest.mark.parametrize("family", check_layers.FAMILIES, ids=lambda f: f.__qualname__.split(".")[0])
+@pytest.mark.parametrize("family", check_layers.FAMILIES.values(), ids=lambda f: f.__qualname__.split(".")[0])
 def test_a_reference_cache_is_sent_only_after_every_graded_forward_on_its_input(family):
     # Each layers plan, as it is sent: a documented correct cache (batchnorm's xc, std, xhat; max pooling's
     # argmax) for an x must not reach the child before every forward on that x whose value is graded.
