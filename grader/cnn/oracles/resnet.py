@@ -18,7 +18,8 @@ Conventions (torchvision's, the contract's):
   input mapping is never modified.
 
 Works in any floating dtype; the grader uses float64. Only the grader's children import this module (torch):
-the checker's oracle child calls ``expected`` (arrays in, arrays out), the milestone's child the forward.
+the checker's oracle child calls ``expected`` and ``gradients`` (arrays in, arrays out), the milestone's child
+the forward.
 """
 import numpy as np
 import torch
