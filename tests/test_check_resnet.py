@@ -130,3 +130,12 @@ def test_a_network_bug_with_sound_blocks_names_no_block():
     got, outcomes = scores(source)
     assert got[NETWORKS] < 1 and all(got[n] == 1 for n in (BASIC, BOTTLENECK, PREACT, INIT)), got
     assert not any("whose test" in message for message in failures(outcomes[NETWORKS]).values())
+
+
+def test_a_network_that_centres_its_input_in_place_is_told_so():
+    # autograd allows it (nothing saved x before), so the input, sent back after the step, is what tells.
+    got, outcomes = scores(variant("        x = self.conv1(x)\n", "        x -= x.mean()\n        x = self.conv1(x)\n"))
+    assert all(got[n] == 1 for n in (BASIC, BOTTLENECK, PREACT, INIT)), got
+    steps = {label: message for label, message in failures(outcomes[NETWORKS]).items() if "training step" in label}
+    assert len(steps) == 4 and set(steps.values()) == {
+        "ResNet.forward or a block's forward changes its input tensor in place: leave the caller's x as it was"}, steps
