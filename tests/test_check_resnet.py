@@ -68,3 +68,74 @@ def test_a_bottleneck_projecting_only_at_stride_2_loses_points():
     source = variant(anchor + " or in_channels != out_channels:\n", anchor + ":\n")
     got, outcomes = scores(source)   # the draw always holds the case (the test above)
     assert got[BOTTLENECK] < 1 and all(got[n] == 1 for n in (BASIC, PREACT, INIT)), (got, outcomes[BOTTLENECK])
+
+
+BASIC_RETURN = "        return F.relu(out + shortcut)\n        # END SOLUTION\n\n\nclass Bottleneck"
+
+
+def failures(outcome):
+    return {case.label: case.message for case in outcome.cases if not case.ok}
+
+
+def test_adding_into_the_identity_shortcut_fails_backward_in_the_students_words():
+    # `shortcut += out` writes into x itself where the shortcut is the identity, and conv1 saved x for its
+    # backward: every forward check passes, loss.backward() raises.
+    got, outcomes = scores(variant(BASIC_RETURN, BASIC_RETURN.replace(
+        "return F.relu(out + shortcut)", "shortcut += out\n        return F.relu(shortcut)")))
+    assert got[BOTTLENECK] == got[PREACT] == got[INIT] == 1, got
+    basic = failures(outcomes[BASIC])
+    assert list(basic) == ["BasicBlock 8->8, stride 1 (identity), training step (loss.backward(): gradients, input "
+                           "left unchanged)"], basic
+    assert next(iter(basic.values())) == ("BasicBlock.forward changes a tensor autograd still needs, so "
+                                          "loss.backward() fails: add into a new tensor, e.g. `out = out + "
+                                          "shortcut`, rather than in place (`+=`)")
+    # The networks of BasicBlocks fail their training step too, and say where to look first.
+    networks = failures(outcomes[NETWORKS])
+    assert sorted(networks) == [
+        "ResNet(BasicBlock, [1, 1], widths=(8, 16), num_classes=5, stem='imagenet') forward, training step "
+        "(loss.backward(): gradients, input left unchanged)",
+        "resnet20 forward, training step (loss.backward(): gradients, input left unchanged)"], networks
+    assert networks["resnet20 forward, training step (loss.backward(): gradients, input left unchanged)"].startswith(
+        "resnet20 uses BasicBlock, whose test (3.1) failed: fix that first; here: ResNet.forward or a block's "
+        "forward changes a tensor autograd still needs")
+
+
+def test_torchvisions_out_plus_equals_shortcut_keeps_full_marks():
+    # torchvision's own BasicBlock adds in place into batchnorm's output, which its backward does not need.
+    got, _ = scores(variant(BASIC_RETURN, BASIC_RETURN.replace(
+        "return F.relu(out + shortcut)", "out += shortcut\n        return F.relu(out)")))
+    assert all(value == 1 for value in got.values()), got
+
+
+def test_a_detached_shortcut_loses_only_the_training_steps():
+    got, outcomes = scores(variant(BASIC_RETURN, BASIC_RETURN.replace("out + shortcut", "out + shortcut.detach()")))
+    assert got[BOTTLENECK] == got[PREACT] == got[INIT] == 1, got
+    basic = failures(outcomes[BASIC])
+    assert len(basic) == 4 and all("training step" in label for label in basic), basic
+    # Where the shortcut is a projection its weights get no gradient; where it is the identity, the input's is off.
+    assert basic["BasicBlock 8->8, stride 1 (identity), training step (loss.backward(): gradients, input left "
+                 "unchanged)"] == "the gradient of the input x is off: max relative error over the tolerance (1e-03)"
+    assert sum(message.startswith("no gradient reached downsample.0.weight: something cuts its path to the loss")
+               for message in basic.values()) == 3, basic
+    networks = failures(outcomes[NETWORKS])
+    assert len(networks) == 2 and all(message.startswith(("resnet20 uses BasicBlock, whose test (3.1) failed: fix "
+                                                          "that first; here: the gradient of ",
+                                                          "this network uses BasicBlock, whose test (3.1) failed"))
+                                      for message in networks.values()), networks
+
+
+def test_a_network_bug_with_sound_blocks_names_no_block():
+    # The stem's ReLU left out: only networks with a stem batchnorm fail, and no block test is blamed.
+    source = variant("x = F.relu(self.bn1(x))", "x = self.bn1(x)")
+    got, outcomes = scores(source)
+    assert got[NETWORKS] < 1 and all(got[n] == 1 for n in (BASIC, BOTTLENECK, PREACT, INIT)), got
+    assert not any("whose test" in message for message in failures(outcomes[NETWORKS]).values())
+
+
+def test_a_network_that_centres_its_input_in_place_is_told_so():
+    # autograd allows it (nothing saved x before), so the input, sent back after the step, is what tells.
+    got, outcomes = scores(variant("        x = self.conv1(x)\n", "        x -= x.mean()\n        x = self.conv1(x)\n"))
+    assert all(got[n] == 1 for n in (BASIC, BOTTLENECK, PREACT, INIT)), got
+    steps = {label: message for label, message in failures(outcomes[NETWORKS]).items() if "training step" in label}
+    assert len(steps) == 4 and set(steps.values()) == {
+        "ResNet.forward or a block's forward changes its input tensor in place: leave the caller's x as it was"}, steps

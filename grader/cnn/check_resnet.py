@@ -3,7 +3,10 @@ reference ``grader/cnn/oracles/resnet.py``.
 
 Every module under test gets the grader's own random weights (through ``load_state_dict``), so forward passes
 compare with the reference run in float64 on the very same weights, in eval and in train mode, and the running
-statistics a train-mode forward leaves behind are compared too. The reference runs in an oracle child
+statistics a train-mode forward leaves behind are compared too. Then a training step: ``loss.backward()`` through
+the student's module, whose parameter (and input) gradients are compared with the reference's, and whose input
+tensor comes back as data, compared with what was sent (a forward may not edit it). A network case that fails
+while a block it uses failed its own test names that test as the cause. The reference runs in an oracle child
 (``grader/oracle.py``) on the same arrays, before the student's child starts and ended before it: this process
 never loads torch, and only one torch process lives at a time. Parameter names and shapes come from
 ``describe``; the initialisation test reads the student's own seeded init.
@@ -18,6 +21,7 @@ from grader.checks import Outcome, blocked
 from grader.cnn import architectures as layout
 from grader.cnn import rules
 from grader.cnn.given import with_given
+from grader.cnn.points import PARTS
 from grader.compare import compare
 from grader.oracle import Oracle
 from grader.plan import Plan, bindings
@@ -28,14 +32,20 @@ FORBIDDEN_MODULES = rules.FORBIDDEN_MODULES[FILE]
 TOL = 1e-4               # float32 forward against a float64 reference...
 FLOOR = 1e-3
 FLOOR_SHARE = 0.05       # ...relative to the output's scale: float32 round-off is absolute, near 1e-6 of it
+# A float32 backward sums over every batch and pixel (batchnorm's twice): the solution's gradients reach 6e-5 of
+# relative error, so gradients get 20x that; a wrong backward is off by far more than 1e-3.
+GRAD_TOL = 1e-3
 STATS = ("running_mean", "running_var")
 MODES = {"eval": False, "train": True}   # forward mode -> training
+# torch's RuntimeError when backward meets a tensor saved for it that was edited in place since.
+AUTOGRAD_IN_PLACE = "modified by an inplace operation"
 # Construct / forward steps get three plain calls' time: building resnet50 takes 0.42 s of CPU here, so 6 s
 # leaves over 5x headroom on half a CPU.
 BIG_TIMEOUT = 3
 # Block kind -> the student's class, which is also the name of its test.
 BLOCK_CLASS = {"basic": "BasicBlock", "bottleneck": "Bottleneck", "preact": "PreActBlock"}
 NETWORK_TEST, INIT_TEST = "ResNet networks", "init and zero_init_residual"
+NUMBER = {name: number for number, name, _ in PARTS["resnet"][1]}
 # Every factory of the contract, its names and parameter count checked (constructed only; never run), with
 # both stems among them. The counts are the contract's (torchvision's for the imagenet stem).
 COUNTED = [("resnet20", {}, 272_474), ("resnet32", {}, 466_906), ("resnet56", {}, 855_770),
@@ -114,8 +124,9 @@ class Checker:
             self.plan.inputs[prefix + key] = value
         return {"state": prefix}
 
-    def plan_model(self, tag, target, args, kwargs, shapes, x):
-        """Construct, describe, load grader weights, forward eval then train, read running stats."""
+    def plan_model(self, tag, target, args, kwargs, shapes, x, out_shape):
+        """Construct, describe, load grader weights, forward eval then train, read running stats, then a
+        training step: backward of ``(output * upstream).sum()``. Returns the weights and ``upstream``."""
         p = self.plan
         p.call("builtin:construct", *([{"fn": target}] + args), save=f"m{tag}", timeout_factor=BIG_TIMEOUT,
                **kwargs)
@@ -129,11 +140,16 @@ class Checker:
         p.call("builtin:forward", {"var": f"m{tag}"}, {"tensor": xkey}, {"v": True}, id=f"train{tag}",
                timeout_factor=BIG_TIMEOUT)
         p.call("builtin:state", {"var": f"m{tag}"}, {"v": list(STATS)}, id=f"stats{tag}")
-        return state
+        upstream = self.rng.standard_normal(out_shape).astype(np.float32)
+        p.inputs[f"up{tag}"] = upstream
+        p.call("builtin:backward", {"var": f"m{tag}"}, {"tensor": xkey}, {"tensor": f"up{tag}"}, id=f"step{tag}",
+               timeout_factor=BIG_TIMEOUT)
+        return state, upstream
 
-    def verdicts(self, tag, state, expected):
-        """{"parameters": (ok, msg), "eval": (ok, msg), "train": (ok, msg)}; ``expected``: {mode: (output,
-        running statistics)} from the reference."""
+    def verdicts(self, tag, state, x, expected, owner):
+        """{"parameters", "eval", "train", "step": (ok, msg)}; ``expected``: {mode: (output, running
+        statistics)} and {"step": (parameter gradients, input gradient)} from the reference; ``owner``: whose
+        forward ran, in the student's words."""
         p = self.plan
         out = {"parameters": _shapes_verdict(p.answer(f"describe{tag}"), {k: v.shape for k, v in state.items()})}
         ok, value = p.answer(f"load{tag}")
@@ -142,10 +158,9 @@ class Checker:
             load_problem = f"load_state_dict with the expected keys failed: {value}"
         elif isinstance(value, list) and any(value):
             load_problem = "load_state_dict reported missing or unexpected keys"
+        if load_problem:
+            return dict(out, **{mode: (False, load_problem) for mode in (*MODES, "step")})
         for mode, training in MODES.items():
-            if load_problem:
-                out[mode] = (False, load_problem)
-                continue
             output, new_state = expected[mode]
             ok, got = p.answer(f"{mode}{tag}")
             if not ok:
@@ -156,7 +171,32 @@ class Checker:
             if good and training:
                 good, message = self.stats_verdict(tag, new_state)
             out[mode] = (good, "" if good else message)
+        out["step"] = self.step_verdict(tag, x, *expected["step"], owner)
         return out
+
+    def step_verdict(self, tag, x, gradients, input_gradient, owner):
+        """The training step: the input as it was sent, then every gradient against the reference's."""
+        ok, got = self.plan.answer(f"step{tag}")
+        if not ok:
+            if AUTOGRAD_IN_PLACE in got:
+                return False, (f"{owner} changes a tensor autograd still needs, so loss.backward() fails: add "
+                               "into a new tensor, e.g. `out = out + shortcut`, rather than in place (`+=`)")
+            return False, got
+        if not isinstance(got, dict) or not isinstance(got.get("parameters"), dict):
+            return False, "could not read the gradients"
+        after = got.get("input")
+        if not isinstance(after, np.ndarray) or after.shape != x.shape or not np.array_equal(after, x):
+            return False, f"{owner} changes its input tensor in place: leave the caller's x as it was"
+        for name, have, want in [*((key, got["parameters"].get(key), value) for key, value in gradients.items()),
+                                 ("the input x", got.get("input_grad"), input_gradient)]:
+            if have is None:
+                return False, f"no gradient reached {name}: something cuts its path to the loss (a `.detach()`, " \
+                              "`.data` or `torch.no_grad()`?)"
+            good, message, _ = compare(f"the gradient of {name}", have, want, GRAD_TOL, dtype=None, show_where=False,
+                                       floor=_floor(want))
+            if not good:
+                return False, message
+        return True, ""
 
     def stats_verdict(self, tag, new_state):
         ok, got = self.plan.answer(f"stats{tag}")
@@ -197,7 +237,9 @@ def _block_configs(rng, kind):
 def _run(source, rng, limits):
     ck = Checker(rng)
     p = ck.plan
-    jobs = []   # (test, label, tag, state, x, what the reference runs: a block kind and stride, or a spec)
+    # (test, label, tag, state, x, upstream, what the reference runs: a block kind and stride, or a spec,
+    #  (the network's name, its block kind) for a network)
+    jobs = []
 
     # Blocks
     for kind in ("basic", "bottleneck", "preact"):
@@ -207,8 +249,10 @@ def _run(source, rng, limits):
             # Odd and non-square sizes too: stride 2 must cope with sizes it does not divide.
             height, width_px = (int(v) for v in rng.integers(7, 11, size=2))
             x = rng.standard_normal((int(rng.integers(2, 5)), cin, height, width_px)).astype(np.float32)
-            state = ck.plan_model(tag, BLOCK_CLASS[kind], [{"v": cin}, {"v": width}, {"v": stride}], {}, shapes, x)
-            jobs.append((BLOCK_CLASS[kind], label, tag, state, x, {"block": kind, "stride": stride}))
+            out_shape = (len(x), width * layout.EXPANSION[kind], -(-height // stride), -(-width_px // stride))
+            state, upstream = ck.plan_model(tag, BLOCK_CLASS[kind], [{"v": cin}, {"v": width}, {"v": stride}], {},
+                                            shapes, x, out_shape)
+            jobs.append((BLOCK_CLASS[kind], label, tag, state, x, upstream, {"block": kind, "stride": stride}, None))
 
     # Networks: names and counts of the factories (constructed only, one at a time)
     for i, (name, kwargs, _) in enumerate(COUNTED):
@@ -220,22 +264,26 @@ def _run(source, rng, limits):
     p.call("builtin:dict", save="big")   # let the last one go
 
     # Networks run with the grader's weights
-    nets = [("resnet20 forward", "resnet20", [], {}, layout.arch("resnet20"), (2, 3, 16, 16)),
-            ("ResNet(BasicBlock, [1, 1], widths=(8, 16), num_classes=5, stem='imagenet') forward", "ResNet",
+    # (label, its name in a message, what is built, its arguments, its layout, the input's shape)
+    nets = [("resnet20 forward", "resnet20", "resnet20", [], {}, layout.arch("resnet20"), (2, 3, 16, 16)),
+            ("ResNet(BasicBlock, [1, 1], widths=(8, 16), num_classes=5, stem='imagenet') forward", "this network",
+             "ResNet",
              [{"fn": "BasicBlock"}, {"v": [1, 1]}], {"widths": {"v": [8, 16]}, "num_classes": {"v": 5},
                                                       "stem": {"v": "imagenet"}},
              layout.ArchSpec("basic", (1, 1), (8, 16), "imagenet", 5), (2, 3, 16, 16)),
-            ("ResNet(PreActBlock, [1, 1], widths=(8, 16), num_classes=5) forward", "ResNet",
+            ("ResNet(PreActBlock, [1, 1], widths=(8, 16), num_classes=5) forward", "this network", "ResNet",
              [{"fn": "PreActBlock"}, {"v": [1, 1]}], {"widths": {"v": [8, 16]}, "num_classes": {"v": 5}},
              layout.ArchSpec("preact", (1, 1), (8, 16), "cifar", 5), (2, 3, 8, 8)),
-            ("ResNet(Bottleneck, [1, 1], widths=(4, 8), num_classes=5) forward", "ResNet",
+            ("ResNet(Bottleneck, [1, 1], widths=(4, 8), num_classes=5) forward", "this network", "ResNet",
              [{"fn": "Bottleneck"}, {"v": [1, 1]}], {"widths": {"v": [4, 8]}, "num_classes": {"v": 5}},
              layout.ArchSpec("bottleneck", (1, 1), (4, 8), "cifar", 5), (2, 3, 8, 8))]
-    for i, (label, target, args, kwargs, spec, xshape) in enumerate(nets):
+    for i, (label, name, target, args, kwargs, spec, xshape) in enumerate(nets):
         tag = f"net{i}"
         x = rng.standard_normal(xshape).astype(np.float32)
-        state = ck.plan_model(tag, target, args, kwargs, layout.state_dict_shapes(spec), x)
-        jobs.append((NETWORK_TEST, label, tag, state, x, {"spec": dataclasses.asdict(spec)}))
+        state, upstream = ck.plan_model(tag, target, args, kwargs, layout.state_dict_shapes(spec), x,
+                                        (len(x), spec.num_classes))
+        jobs.append((NETWORK_TEST, label, tag, state, x, upstream, {"spec": dataclasses.asdict(spec)},
+                     (name, spec.block)))
 
     # Initialisation
     zero_specs = [layout.ArchSpec("basic", (2, 2), (8, 16)), layout.ArchSpec("bottleneck", (2, 2), (4, 8)),
@@ -251,8 +299,9 @@ def _run(source, rng, limits):
 
     # The reference's answers first, its child ended before the student's starts (one torch process at a time).
     with Oracle("grader.cnn.oracles.resnet") as oracle:
-        expected = {tag: {mode: oracle.expected(state, x, training, **what) for mode, training in MODES.items()}
-                    for _, _, tag, state, x, what in jobs}
+        expected = {tag: {**{mode: oracle.expected(state, x, training, **what) for mode, training in MODES.items()},
+                          "step": oracle.gradients(state, x, upstream, **what)}
+                    for _, _, tag, state, x, upstream, what, _ in jobs}
     # torch in the child: 379 MB at peak for the solution (resnet50 built), beside a numpy-only grader.
     run_limits = dataclasses.replace(limits, wall_seconds=max(limits.wall_seconds, 60),
                                      memory_mb=max(limits.memory_mb, 500), cpu_seconds=max(limits.cpu_seconds, 120))
@@ -276,11 +325,15 @@ def check(files, rng, limits, names):
         return blocked(names, f"{FILE} may not import torchvision (see the contract): no points for this part")
     outcomes = {name: Outcome() for name in (*BLOCK_CLASS.values(), NETWORK_TEST, INIT_TEST)}
 
-    for test, label, tag, state, _, _ in jobs:
-        v = ck.verdicts(tag, state, expected[tag])
-        outcomes[test].add(f"{label}, parameter names and shapes", *v["parameters"])
-        outcomes[test].add(f"{label}, eval mode", *v["eval"])
-        outcomes[test].add(f"{label}, train mode (output and running statistics)", *v["train"])
+    # Blocks first: a network's failures then name a block test that failed as their likely cause.
+    for test, label, tag, state, x, _, _, uses in sorted(jobs, key=lambda job: job[-1] is not None):
+        owner = f"{test}.forward" if uses is None else "ResNet.forward or a block's forward"
+        cause = "" if uses is None else _cause(outcomes, *uses)
+        v = ck.verdicts(tag, state, x, expected[tag], owner)
+        for what, key in (("parameter names and shapes", "parameters"), ("eval mode", "eval"),
+                          ("train mode (output and running statistics)", "train"),
+                          ("training step (loss.backward(): gradients, input left unchanged)", "step")):
+            outcomes[test].add(f"{label}, {what}", *_blamed(v[key], cause))
 
     for i, (name, kwargs, count) in enumerate(COUNTED):
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
@@ -293,10 +346,24 @@ def check(files, rng, limits, names):
             got = sum(int(np.prod(s)) for _, s in answer[1]["parameters"])
             ok = got == count
             message = "" if ok else f"{got:,} parameters, expected {count:,}"
-        outcomes[NETWORK_TEST].add(f"{name}({args}): parameter names, shapes and count", ok, message)
+        outcomes[NETWORK_TEST].add(f"{name}({args}): parameter names, shapes and count",
+                                   *_blamed((ok, message), _cause(outcomes, name, spec.block)))
 
     _init_verdicts(p, zero_specs, outcomes[INIT_TEST])
     return {name: outcomes.get(name) for name in names}
+
+
+def _cause(outcomes, name, kind):
+    """"resnet20 uses BasicBlock, whose test (3.1) failed: fix that first" where that test failed, else ""."""
+    block = BLOCK_CLASS[kind]
+    failed = outcomes[block].blocker or any(not case.ok for case in outcomes[block].cases)
+    return f"{name} uses {block}, whose test ({NUMBER[block]}) failed: fix that first" if failed else ""
+
+
+def _blamed(verdict, cause):
+    """A failed verdict, its cause (a block test that failed) named first."""
+    ok, message = verdict
+    return (ok, message) if ok or not cause else (False, f"{cause}; here: {message}" if message else cause)
 
 
 def _init_verdicts(p, zero_specs, outcome):

@@ -113,6 +113,18 @@ def builtin_forward(model, x, train):
         return model(x)
 
 
+def builtin_backward(model, x, upstream):
+    """One training step's backward in train mode: ``(model(x) * upstream).sum().backward()``, where ``x`` is
+    tracked by autograd (as a block's input is inside a network). Returns every parameter's gradient (None
+    where none arrived), the input's gradient, and ``x`` as it is after the call, for the grader to compare."""
+    model.train(True)
+    model.zero_grad(set_to_none=True)
+    leaf = x.requires_grad_()
+    x = leaf.clone()
+    (model(x) * upstream).sum().backward()
+    return {"parameters": {n: p.grad for n, p in model.named_parameters()}, "input": x, "input_grad": leaf.grad}
+
+
 def builtin_state(model, suffixes=None):
     """The model's state_dict as arrays (only the keys ending with one of ``suffixes`` when given)."""
     return {k: v for k, v in model.state_dict().items() if not suffixes or k.endswith(tuple(suffixes))}

@@ -18,7 +18,8 @@ Conventions (torchvision's, the contract's):
   input mapping is never modified.
 
 Works in any floating dtype; the grader uses float64. Only the grader's children import this module (torch):
-the checker's oracle child calls ``expected`` (arrays in, arrays out), the milestone's child the forward.
+the checker's oracle child calls ``expected`` and ``gradients`` (arrays in, arrays out), the milestone's child
+the forward.
 """
 import numpy as np
 import torch
@@ -166,16 +167,38 @@ def fold_batchnorm(params, spec):
     return Folded(params, [bn for _, bn in pairs])
 
 
+def _model_forward(params, x, training, block, stride, spec, state=None):
+    """The block ``block`` (with ``stride``) or the network ``spec`` (ArchSpec's fields as a dict)."""
+    if spec is None:
+        return block_forward(block, params, "", x, stride, training, state)
+    return resnet_forward(params, ArchSpec(**spec), x, training, state)
+
+
+def _tensors(state):
+    """``state`` ({key: array}) as float64 tensors (num_batches_tracked stays int64)."""
+    return {k: torch.from_numpy(v.astype(np.float64) if v.dtype != np.int64 else v) for k, v in state.items()}
+
+
 def expected(state, x, training, block=None, stride=1, spec=None):
     """The reference's answer for a model under test, as arrays: ``(output, updated running statistics)`` of
     the block ``block`` (a kind of EXPANSION, with ``stride``) or of the network ``spec`` (ArchSpec's fields as
     a dict), holding the weights ``state`` ({key: array}), for the input ``x``; float64."""
-    params = {k: torch.from_numpy(v.astype(np.float64) if v.dtype != np.int64 else v) for k, v in state.items()}
-    x = torch.from_numpy(x.astype(np.float64))
     new_state = {}
     with torch.no_grad():
-        if spec is None:
-            out = block_forward(block, params, "", x, stride, training, new_state)
-        else:
-            out = resnet_forward(params, ArchSpec(**spec), x, training, new_state)
+        out = _model_forward(_tensors(state), torch.from_numpy(x.astype(np.float64)), training, block, stride,
+                             spec, new_state)
     return out.numpy(), {k: v.numpy() for k, v in new_state.items()}
+
+
+def gradients(state, x, upstream, block=None, stride=1, spec=None):
+    """One training step's gradients, as arrays: ``({parameter key: gradient}, gradient of x)`` of the loss
+    ``(output * upstream).sum()``, train mode, for the model of ``expected`` holding the weights ``state``;
+    float64."""
+    params = _tensors(state)
+    for key, value in params.items():
+        if not is_buffer(key):
+            value.requires_grad_()
+    x = torch.from_numpy(x.astype(np.float64)).requires_grad_()
+    out = _model_forward(params, x, True, block, stride, spec)
+    (out * torch.from_numpy(upstream.astype(np.float64))).sum().backward()
+    return {k: v.grad.numpy() for k, v in params.items() if not is_buffer(k)}, x.grad.numpy()
