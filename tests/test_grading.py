@@ -10,7 +10,7 @@ import pytest
 
 from grader import paths
 from grader.assignments import get_assignment
-from grader.grade import grade, grade_to_file
+from grader.grade import grade
 from grader.submission import load
 
 SPEC = get_assignment("cnn")

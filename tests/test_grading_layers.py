@@ -287,7 +287,7 @@ def test_stubs_and_bugs_read_in_the_students_terms(tmp_path):
             for word in INTERNAL:
                 assert word not in result.output, f"{number}: {word!r} in\n{result.output}"
             if k == 0:
-                assert result.output.startswith(f"0 of ") and "not implemented yet" in result.output, result.output
+                assert result.output.startswith("0 of ") and "not implemented yet" in result.output, result.output
                 assert result.output.count("\n") == 0, result.output   # said once, not once per case
 
 

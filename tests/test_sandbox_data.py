@@ -7,7 +7,6 @@ clean and bounded before anyone reads it.
 """
 import json
 import re
-import struct
 import textwrap
 import tracemalloc
 import zipfile
