@@ -132,7 +132,7 @@ def accuracies(output):
     """{what: percent} from 5.2's note: "test images", "training images", "images the course kept aside"."""
     found = {"test images": float(re.search(r"accuracy ([\d.]+) % on all \d+ test images", output).group(1))}
     found.update((what, float(value)) for value, what in re.findall(r"([\d.]+) % on [\d,]+ ([a-z ]+?)[,.]",
-                                                                    output.split("as they are: ")[1]))
+                                                                    output.split("without flips or shifts: ")[1]))
     return found
 
 

@@ -269,11 +269,11 @@ def check(files, rng, limits, names):
     else:
         sample = f"on all {total:,} test images"
     compared = [(split, measured[name]) for name, split in splits.items() if name != "test"]
+    others = ", ".join(f"{100 * share:.2f} % on {count:,} {split.words}" for split, (share, count) in compared)
     notes = [f"{arch}: accuracy {accuracy:.2f} % {sample}, each image flipped or shifted by up to {MAX_SHIFT} "
              f"pixels at random. Full credit from {points.MILESTONE_FULL_AT:g} %, none below "
-             f"{points.MILESTONE_ZERO_AT:g} %. It must be earned on images the network was not trained on; "
-             "for comparison, as they are: " + ", ".join(f"{100 * share:.2f} % on {count:,} {split.words}"
-                                                       for split, (share, count) in compared) + "."]
+             f"{points.MILESTONE_ZERO_AT:g} %. For comparison (a network must earn its accuracy on images it "
+             f"was not trained on), without flips or shifts: {others}."]
     reason = unearned(arch, measured["test"], compared)
     if reason:
         notes.append(f"Not earned: {reason}. {UNEARNED}")
