@@ -182,7 +182,9 @@ def test_a_network_the_training_split_cannot_expose_is_caught_by_the_held_out_sp
     assert found["training images"] >= 98
     assert accuracy.score == 0 and "leaderboard" not in extra
     assert (f"Not earned: its accuracy on the test images ({found['test images']:.2f} %) is far above its accuracy "
-            f"on 400 images the course kept aside ({found['images the course kept aside']:.2f} %)") in accuracy.output
+            f"on 400 images the course kept aside ({found['images the course kept aside']:.2f} %): no one trains on "
+            "those, and a network that learnt the task does about as well on them as on the test images, so this one "
+            "was trained on the test images.") in accuracy.output
     assert list(extra["extra_data"]["review"]) == ["milestone.pt"]
 
 

@@ -58,12 +58,14 @@ UNEARNED = ("5.2 gives it no points and the leaderboard leaves it out; your TA w
 
 @dataclasses.dataclass
 class Split:
-    """Images the child evaluates, their labels (which stay here), what the student reads they are, and by how
-    many points the test accuracy may exceed theirs (points.py) before it counts as unearned."""
+    """Images the child evaluates, their labels (which stay here), what the student reads they are; for a split
+    the test accuracy is compared with, by how many points it may exceed theirs (points.py) before it counts as
+    unearned, and why theirs is the measure."""
     images: np.ndarray
     labels: np.ndarray
     words: str
     margin: float = None
+    why: str = ""
 
 
 def data_root():
@@ -88,16 +90,20 @@ def comparison_splits(rng):
     training split, and of the held-out split where there is one. Each split is let go once sampled."""
     images, labels = cifar10.load("train", data_root(), download=False)
     chosen = stratified_sample(labels, points.MILESTONE_COMPARISON_IMAGES, rng)
-    found = {"train": Split(images[chosen], labels[chosen], "training images", points.MILESTONE_GAP_MARGIN)}
+    found = {"train": Split(images[chosen], labels[chosen], "training images", points.MILESTONE_GAP_MARGIN,
+                            "a network does at least as well on the images it was trained on as on new ones")}
     if heldout_path().is_file():
         try:
             images, labels = cifar10.read_batch(heldout_path())
+            if not len(labels):
+                raise cifar10.DataError(f"{heldout_path()} holds no images")
         except cifar10.DataError as error:   # the instructor's file: their log says so, the rest is graded
             print(f"milestone: the held-out split is not used: {error}", file=sys.stderr)
         else:
             chosen = stratified_sample(labels, points.MILESTONE_COMPARISON_IMAGES, rng)
             found["heldout"] = Split(images[chosen], labels[chosen], "images the course kept aside",
-                                     points.MILESTONE_HELDOUT_MARGIN)
+                                     points.MILESTONE_HELDOUT_MARGIN, "no one trains on those, and a network that "
+                                     "learnt the task does about as well on them as on the test images")
     return found
 
 
@@ -219,9 +225,8 @@ def unearned(arch, test, compared):
     said = f"its accuracy on the test images ({100 * test[0]:.2f} %)"
     for split, other in compared:
         if far_above(test, other, split.margin):
-            return (f"{said} is far above its accuracy on {other[1]:,} {split.words} ({100 * other[0]:.2f} %): a "
-                    "network does at least as well on the images it was trained on as on new ones, so this one "
-                    "was trained on the test images")
+            return (f"{said} is far above its accuracy on {other[1]:,} {split.words} ({100 * other[0]:.2f} %): "
+                    f"{split.why}, so this one was trained on the test images")
     if cifar10.verifying() and 100 * test[0] > points.MILESTONE_BEST[arch] + points.MILESTONE_BEST_MARGIN:
         return (f"{said} is above any a {arch} is known to reach when trained on the training images, so this "
                 "one was trained on the test images")
