@@ -13,6 +13,7 @@ statistics of the images, and its fc layer is fitted to the features of the imag
 grader does (a few seconds).
 """
 import io
+import json
 import re
 from types import SimpleNamespace
 
@@ -22,8 +23,10 @@ import torch
 
 from grader.cnn import check_milestone, cifar10, points
 from grader.cnn.small_cifar import PALETTE, cifar_batch_bytes
-from grader.grade import grade
-from grader.scores import flags
+from grader import report, scores
+from grader.assignments import get_assignment
+from grader.grade import grade_to_file
+from grader.regrade import Entry, Graded
 from support import solution, write_cifar
 
 MARKED = 0.3   # the share of marked images in every split
@@ -115,14 +118,15 @@ def memorised(world):
 
 
 def graded(tmp_path, monkeypatch, data, checkpoint, heldout=None):
-    """(5.2's result, results.json's extra fields) of a milestone graded on ``data``."""
+    """(5.2's result, results.json's extra fields) of a milestone graded on ``data``, into results.json."""
     monkeypatch.setenv("CONVLAB_DATA", str(data))
     monkeypatch.setenv("CONVLAB_DATA_UNVERIFIED", "1")
     if heldout:
         monkeypatch.setenv("CONVLAB_HELDOUT", str(heldout))
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "milestone.pt").write_bytes(checkpoint)
-    tests, extra = grade(tmp_path / "sub", parts=["milestone"], log=lambda message: None)
+    tests, extra = grade_to_file(tmp_path / "sub", tmp_path / "results.json", parts=["milestone"],
+                                 log=lambda message: None)
     by_number = {t.number: t for t in tests}
     assert by_number["5.1"].score == 3
     return by_number["5.2"], extra
@@ -165,10 +169,14 @@ def test_a_network_trained_on_the_test_images_loses_5_2_and_is_listed_for_review
     assert "leaderboard" not in extra
     assert extra["extra_data"]["review"] == {
         "milestone.pt": [f"5.2 zeroed and left off the leaderboard: {reason}"]}
-    # The regrade's scores.csv and report flag it.
-    results = {"tests": [], "extra_data": extra["extra_data"]}
-    assert flags(SimpleNamespace(error=None, results=results)) == {
-        "review": f"milestone.pt: 5.2 zeroed and left off the leaderboard: {reason}"}
+    # A regrade flags it: scores.csv's review column, and the report's "Flagged for review".
+    graded_one = Graded(Entry("7", tmp_path / "sub", [{"name": "Ada", "email": "", "sid": ""}]),
+                        results=json.loads((tmp_path / "results.json").read_text()))
+    rows = scores.rows([graded_one], get_assignment("cnn"), ["milestone"])
+    assert rows[0]["review"] == f"milestone.pt: 5.2 zeroed and left off the leaderboard: {reason}"
+    report.write(tmp_path / "report.html", [graded_one], rows, [], get_assignment("cnn"), 1, ["milestone"])
+    flagged = (tmp_path / "report.html").read_text().split("<section id='flagged'>")[1]
+    assert f"7 (Ada)</td><td><b>review</b>: milestone.pt: 5.2 zeroed and left off the leaderboard: {reason}" in flagged
 
 
 def test_a_network_the_training_split_cannot_expose_is_caught_by_the_held_out_split(world, memorised, tmp_path,
