@@ -26,6 +26,7 @@ class Outcome:
     notes: list = field(default_factory=list)   # diagnosis shown under the cases
     share: float = None   # credit measured rather than counted (an accuracy): overrides the cases' share
     leaderboard: dict = field(default_factory=dict)   # name -> value, for Gradescope's leaderboard
+    review: str = ""   # what a TA should look at (extra_data.review), under the part's file: no points
 
     def add(self, label, ok, message="", weight=1.0):
         self.cases.append(Case(label, ok, student_words(message), weight))

@@ -53,6 +53,7 @@ def _grade(args):
     from grader.grade import gradescope_metadata, grade_to_file
     from grader.plan import recording
     from grader.results import table
+    from grader.review import lines as review_lines
 
     if not Path(args.submission).exists():
         return _error(args, f"no such file or folder: {args.submission}")
@@ -69,8 +70,8 @@ def _grade(args):
         print(f"hidden cases (calls as JSON, inputs as npz, prints as .out) written to {args.dump_cases}/")
     print(table(tests, verbose=args.verbose))
     print(extra["output"])
-    for name, kinds in extra["extra_data"]["review"].items():
-        print(f"for review (TA, no points): {name} uses {', '.join(kinds)}")
+    for line in review_lines(extra["extra_data"]["review"]):
+        print(f"for review (TA, no points): {line}")
     print(f"results written to {args.out}")
     return 0
 

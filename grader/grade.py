@@ -51,7 +51,7 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
     limits = limits or Limits()
     sub = submission.load(path, spec.submission_files)
     seed = sub.seed(metadata) if seed is None else seed
-    out, leaderboard, categories = [], {}, {}
+    out, leaderboard, categories, findings = [], {}, {}, {}
     chosen = [(part, entry) for part, entry in spec.parts.items() if not parts or part in parts]
     progress = tqdm(chosen, desc="grading", unit="part", file=sys.stderr, disable=None, leave=False)
     for part, (file, tests) in progress:
@@ -74,6 +74,8 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
         log(f"{part}: checked in {time.monotonic() - started:.1f} s")
         for outcome in outcomes.values():
             leaderboard.update(outcome.leaderboard if outcome else {})
+            if outcome and outcome.review:
+                findings.setdefault(file, []).append(outcome.review)
         checked = [to_result(number, name, points, outcomes.get(name), spec.show_cases, spec.visibility_of(number),
                              tags=(part,))
                    for number, name, points in tests]
@@ -87,11 +89,12 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
         notes.append("no gradable file found: submit " + ", ".join(spec.submission_files)
                      + " (at the top level of the upload or one folder deep)")
     # The autograder's log (its stdout: timings, internal errors) is for staff; students see the tests.
-    # extra_data is for staff too (Gradescope does not show it to students): the introspection list is for review.
+    # extra_data is for staff too (Gradescope does not show it to students): the review list (introspection, and
+    # what a checker found implausible) is for a TA.
     extra = {"output": "\n".join(notes + [f"convlab grader {grader.__version__}; hidden-case seed {seed}"]),
              "visibility": spec.visibility, "stdout_visibility": "hidden",
              "extra_data": {"version": grader.__version__, "seed": str(seed), "files": sorted(sub.files),
-                            "review": review(sub.files), "failed_categories": categories}}
+                            "review": review(sub.files, findings), "failed_categories": categories}}
     if leaderboard:
         extra["leaderboard"] = [{"name": name, "value": value} for name, value in leaderboard.items()]
     return out, extra

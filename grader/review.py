@@ -1,4 +1,5 @@
-"""For the TA, not for points: the introspection a submission's Python files use.
+"""For the TA, not for points: the introspection a submission's Python files use, and what a checker found
+implausible (a milestone accuracy the network did not earn: check_milestone.py).
 
 Reading frames, the garbage collector, dynamic code or foreign calls is how a submission would try to get around
 the sandbox's rules (and sometimes an honest student's curiosity): a TA reviews the list before trusting a grade.
@@ -43,8 +44,16 @@ def introspection(source):
     return sorted(found)
 
 
-def review(files):
-    """{file name: [introspection used]} for the submission's Python files that use any."""
+def review(files, findings=None):
+    """{file name: [introspection used]} for the submission's Python files that use any, and ``findings``
+    ({file name: [what a checker found, in words]}) added."""
     found = {name: introspection(data.decode("utf-8", "replace") if isinstance(data, bytes) else data)
              for name, data in sorted(files.items()) if name.endswith(".py")}
+    for name, said in (findings or {}).items():
+        found[name] = found.get(name, []) + said
     return {name: kinds for name, kinds in found.items() if kinds}
+
+
+def lines(found):
+    """The review as a person reads it, a line per file: "layers.py: exec, gc"."""
+    return [f"{name}: {', '.join(kinds)}" for name, kinds in found.items()]

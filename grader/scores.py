@@ -5,6 +5,7 @@ import csv
 from grader.checks import NOT_CHECKED
 from grader.cnn.check_milestone import NO_TEST_SET
 from grader.grade import INTERNAL_ERROR
+from grader.review import lines as review_lines
 from grader.sandbox.runner import OUT_OF_MEMORY
 
 IDENTITY = ["submission", "name", "email", "sid"]
@@ -37,7 +38,7 @@ def flags(graded):
         found["milestone_not_graded"] = "no CIFAR-10 test set on this machine"
     review = graded.results.get("extra_data", {}).get("review", {})
     if review:
-        found["review"] = "; ".join(f"{name} uses {', '.join(kinds)}" for name, kinds in review.items())
+        found["review"] = "; ".join(review_lines(review))
     if saying(OUT_OF_MEMORY):
         found["out_of_memory"] = "tests " + ", ".join(saying(OUT_OF_MEMORY))
     if saying(INTERNAL_ERROR) or saying(NOT_CHECKED):

@@ -9,10 +9,18 @@ loads torch for them (points.py grades the milestone first, before any oracle ha
 2. evaluate: class predictions for the test images (all of them, or a class-stratified sample drawn per
    submission for the architectures too slow for Gradescope's budget), each image flipped or shifted by a
    pixel or two at random: a trained network does not mind, a checkpoint that memorised test images gains
-   nothing. The child never sees a label; accuracy is counted here. Test 5.2, and the leaderboard.
+   nothing. In the same run (one torch start), a class-stratified sample of the training split and of the
+   instructor's held-out split, where there is one, both clean. The child never sees a label; accuracy is
+   counted here. Test 5.2, and the leaderboard.
+
+A network must earn its accuracy on images it was not trained on: one trained on the training split does at
+least as well on it as on the test split. A test accuracy far above the training (or held-out) accuracy, or
+above the best the architecture is known to reach, says the network was trained on the test images: 5.2 scores
+zero, the leaderboard leaves it out, and the TA's review lists it (points.py holds the margins and why).
 """
 import dataclasses
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -42,11 +50,61 @@ MAX_SHIFT = 2
 NO_TEST_SET = ("the grading machine has no CIFAR-10 test set, so the milestone could not be graded: the "
                "instructor's setup, not your file; tell your TA")
 MEMORY_MB = 500   # torch (270 MB resident, most of it its shared libraries), a resnet18 (45 MB), activations
+HELDOUT = "heldout"   # the held-out split's folder in the data folder, holding a `test_batch`
+UNEARNED = ("5.2 gives it no points and the leaderboard leaves it out; your TA will look at it (if you trained "
+            "on the training images only, tell your TA). Train on cifar10.load('train') and choose epochs and "
+            "checkpoints on 'val', never on 'test'.")
+
+
+@dataclasses.dataclass
+class Split:
+    """Images the child evaluates, their labels (which stay here), what the student reads they are; for a split
+    the test accuracy is compared with, by how many points it may exceed theirs (points.py) before it counts as
+    unearned, and why theirs is the measure."""
+    images: np.ndarray
+    labels: np.ndarray
+    words: str
+    margin: float = None
+    why: str = ""
+
+
+def data_root():
+    """The grader's data folder: ``datasets/`` of the checkout, or CONVLAB_DATA."""
+    return cifar10.data_root(paths.REPO / "datasets")
 
 
 def test_set():
-    """The CIFAR-10 test split from the grader's data folder (``datasets/`` of the checkout, or CONVLAB_DATA)."""
-    return cifar10.load("test", cifar10.data_root(paths.REPO / "datasets"), download=False)
+    """The CIFAR-10 test split from the grader's data folder."""
+    return cifar10.load("test", data_root(), download=False)
+
+
+def heldout_path():
+    """Where the instructor's private held-out split would be: ``test_batch`` in the folder CONVLAB_HELDOUT names,
+    else in ``heldout/`` of the data folder (the official batch format: datasets/README.md)."""
+    folder = os.environ.get("CONVLAB_HELDOUT")
+    return (Path(folder) if folder else data_root() / HELDOUT) / cifar10.TEST_FILES[0]
+
+
+def comparison_splits(rng):
+    """{name: Split} of the clean images the test accuracy is compared with: a class-stratified sample of the
+    training split, and of the held-out split where there is one. Each split is let go once sampled."""
+    images, labels = cifar10.load("train", data_root(), download=False)
+    chosen = stratified_sample(labels, points.MILESTONE_COMPARISON_IMAGES, rng)
+    found = {"train": Split(images[chosen], labels[chosen], "training images", points.MILESTONE_GAP_MARGIN,
+                            "a network does at least as well on the images it was trained on as on new ones")}
+    if heldout_path().is_file():
+        try:
+            images, labels = cifar10.read_batch(heldout_path())
+            if not len(labels):
+                raise cifar10.DataError(f"{heldout_path()} holds no images")
+        except cifar10.DataError as error:   # the instructor's file: their log says so, the rest is graded
+            print(f"milestone: the held-out split is not used: {error}", file=sys.stderr)
+        else:
+            chosen = stratified_sample(labels, points.MILESTONE_COMPARISON_IMAGES, rng)
+            found["heldout"] = Split(images[chosen], labels[chosen], "images the course kept aside",
+                                     points.MILESTONE_HELDOUT_MARGIN, "no one trains on those, and a network that "
+                                     "learnt the task does about as well on them as on the test images")
+    return found
 
 
 def stratified_sample(labels, size, rng):
@@ -131,22 +189,48 @@ def _layout_problem(arch, entries, expected):
 
 
 def evaluate(checkpoint, images, limits):
-    """(predictions, problem): the class the grader's copy of the network gives each image, or why not."""
+    """(predictions, problem): {name: the class the grader's copy of the network gives each image} for the
+    arrays of ``images`` ({name: images}), all in one child; or why not."""
     plan = Plan("milestone_child")
     plan.call("build", {"v": container_cpus()}, save="model", timeout_factor=BATCH_TIMEOUT)
-    batches = [images[start:start + BATCH] for start in range(0, len(images), BATCH)]
-    for i, batch in enumerate(batches):
+    batches = {(name, i): array[start:start + BATCH] for name, array in images.items()
+               for i, start in enumerate(range(0, len(array), BATCH))}
+    for (name, i), batch in batches.items():
         plan.call("predict", {"var": "model"}, plan.array(batch), {"v": list(cifar10.MEAN)},
-                  {"v": list(cifar10.STD)}, id=f"batch{i}", timeout_factor=BATCH_TIMEOUT)
-    _run(plan, checkpoint, limits, 60 + SECONDS_PER_IMAGE * len(images))
-    predictions = []
-    for i, batch in enumerate(batches):
-        ok, value = plan.answer(f"batch{i}")
+                  {"v": list(cifar10.STD)}, id=f"{name}{i}", timeout_factor=BATCH_TIMEOUT)
+    _run(plan, checkpoint, limits, 60 + SECONDS_PER_IMAGE * sum(len(array) for array in images.values()))
+    predictions = {name: [] for name in images}
+    for (name, i), batch in batches.items():
+        ok, value = plan.answer(f"{name}{i}")
         if not ok or not isinstance(value, np.ndarray) or value.shape != (len(batch),):
             why = value if not ok else "it returned no predictions"
             return None, f"the evaluation of {FILE} did not finish ({why}): tell your TA"
-        predictions.append(value)
-    return np.concatenate(predictions), ""
+        predictions[name].append(value)
+    return {name: np.concatenate(found) for name, found in predictions.items()}, ""
+
+
+def far_above(test, other, margin):
+    """Whether the accuracy ``test`` (a share of correct answers, and their count) exceeds ``other`` by more than
+    MILESTONE_GAP_ERRORS standard errors of the difference (the two samples pooled, as if one accuracy) plus
+    ``margin`` points."""
+    (p1, n1), (p2, n2) = test, other
+    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
+    error = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return 100 * (p1 - p2) > 100 * points.MILESTONE_GAP_ERRORS * error + margin
+
+
+def unearned(arch, test, compared):
+    """Why the test accuracy ``test`` (share correct, count) was not earned, in the student's words, or "".
+    ``compared``: [(Split, its share correct and count)]."""
+    said = f"its accuracy on the test images ({100 * test[0]:.2f} %)"
+    for split, other in compared:
+        if far_above(test, other, split.margin):
+            return (f"{said} is far above its accuracy on {other[1]:,} {split.words} ({100 * other[0]:.2f} %): "
+                    f"{split.why}, so this one was trained on the test images")
+    if cifar10.verifying() and 100 * test[0] > points.MILESTONE_BEST[arch] + points.MILESTONE_BEST_MARGIN:
+        return (f"{said} is above any a {arch} is known to reach when trained on the training images, so this "
+                "one was trained on the test images")
+    return ""
 
 
 def score(accuracy):
@@ -171,22 +255,35 @@ def check(files, rng, limits, names):
     if problem:
         return {CHECK_TEST: loads, ACCURACY_TEST: Outcome(blocker=f"not evaluated: {FILE} did not load (test 5.1 "
                                                                    "says why)")}
+    total = len(labels)
     chosen = stratified_sample(labels, points.MILESTONE_IMAGES[arch], rng)
-    images = perturb(images[chosen], rng)   # the whole split lets go: only the sample is held while the child runs
-    predictions, problem = evaluate(files[FILE], images, limits)
+    # Only the samples are held while the child runs: each whole split lets go once sampled.
+    splits = {"test": Split(perturb(images[chosen], rng), labels[chosen], "test images")}
+    del images, labels
+    splits.update(comparison_splits(rng))
+    predictions, problem = evaluate(files[FILE], {name: split.images for name, split in splits.items()}, limits)
     if problem:
         return {CHECK_TEST: loads, ACCURACY_TEST: Outcome(blocker=problem)}
-    correct = float(np.mean(predictions == labels[chosen]))
-    accuracy = 100 * correct
-    n, total = len(chosen), len(labels)
+    measured = {name: (float(np.mean(predictions[name] == split.labels)), len(split.labels))
+                for name, split in splits.items()}
+    (correct, n), accuracy = measured["test"], 100 * measured["test"][0]
     if n < total:
         error = 100 * math.sqrt(correct * (1 - correct) / n * (1 - n / total))
-        measured = (f"on {n:,} of the {total:,} test images, a class-stratified sample drawn for this submission "
-                    f"(standard error about {error:.1f} %)")
+        sample = (f"on {n:,} of the {total:,} test images, a class-stratified sample drawn for this submission "
+                  f"(standard error about {error:.1f} %)")
     else:
-        measured = f"on all {total:,} test images"
-    note = (f"{arch}: accuracy {accuracy:.2f} % {measured}, each image flipped or shifted by up to {MAX_SHIFT} "
-            f"pixels at random. Full credit from {points.MILESTONE_FULL_AT:g} %, none below "
-            f"{points.MILESTONE_ZERO_AT:g} %.")
-    result = Outcome(share=score(accuracy), notes=[note], leaderboard={"accuracy": round(accuracy, 2), "architecture": arch})
+        sample = f"on all {total:,} test images"
+    compared = [(split, measured[name]) for name, split in splits.items() if name != "test"]
+    others = ", ".join(f"{100 * share:.2f} % on {count:,} {split.words}" for split, (share, count) in compared)
+    notes = [f"{arch}: accuracy {accuracy:.2f} % {sample}, each image flipped or shifted by up to {MAX_SHIFT} "
+             f"pixels at random. Full credit from {points.MILESTONE_FULL_AT:g} %, none below "
+             f"{points.MILESTONE_ZERO_AT:g} %. For comparison (a network must earn its accuracy on images it "
+             f"was not trained on), without flips or shifts: {others}."]
+    reason = unearned(arch, measured["test"], compared)
+    if reason:
+        notes.append(f"Not earned: {reason}. {UNEARNED}")
+        return {CHECK_TEST: loads, ACCURACY_TEST: Outcome(share=0.0, notes=notes, review=(
+            f"5.2 zeroed and left off the leaderboard: {reason}"))}
+    result = Outcome(share=score(accuracy), notes=notes, leaderboard={"accuracy": round(accuracy, 2),
+                                                                      "architecture": arch})
     return {CHECK_TEST: loads, ACCURACY_TEST: result}

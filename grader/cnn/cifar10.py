@@ -75,7 +75,8 @@ def data_root(default=None):
     return Path(default) if default is not None else Path(__file__).resolve().parent / "datasets"
 
 
-def _verifying():
+def verifying():
+    """Whether files are checked against the official md5s (so what loads is CIFAR-10 itself)."""
     return os.environ.get("CONVLAB_DATA_UNVERIFIED") != "1"
 
 
@@ -118,8 +119,17 @@ def _parse_batch(data, name):
     return images, labels
 
 
+def read_batch(path):
+    """``(images, labels)`` of one batch file in the official format (an instructor's held-out split, say)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise DataError(f"{path} could not be read ({error.strerror})") from None
+    return _parse_batch(data, path)
+
+
 def _check(data, name, where):
-    if _verifying() and _md5(data) != FILE_MD5[name]:
+    if verifying() and _md5(data) != FILE_MD5[name]:
         raise DataError(f"{where} fails its md5 check (truncated or corrupted): delete it and fetch it again")
 
 
@@ -129,7 +139,7 @@ def _from_folder(folder):
     for name in FILES:
         path = folder / name
         if not path.is_file():
-            if name == "batches.meta" and not _verifying():
+            if name == "batches.meta" and not verifying():
                 continue
             raise DataError(f"{folder} is incomplete: {name} is missing (unpack the archive again, or delete the "
                             "folder and let the archive or a download replace it)")
@@ -141,7 +151,7 @@ def _from_folder(folder):
 
 def _from_archive(path):
     """{file name: bytes} of the batch files inside the official archive (checked as a whole first)."""
-    if _verifying() and _md5(path) != ARCHIVE_MD5:
+    if verifying() and _md5(path) != ARCHIVE_MD5:
         raise DataError(f"{path} fails its md5 check (truncated or corrupted): delete it and download it again")
     found = {}
     try:
@@ -192,7 +202,7 @@ def download(root, url=URL, progress=True):
         raise DataError(f"cannot write to {root} (read-only?): set CONVLAB_DATA to a writable folder") from None
     except (http.client.HTTPException, OSError) as error:
         raise DataError(f"the download stopped early ({type(error).__name__}): run again to resume it") from None
-    if _verifying() and _md5(part) != ARCHIVE_MD5:
+    if verifying() and _md5(part) != ARCHIVE_MD5:
         part.unlink()
         raise DataError(f"the download of {url} is corrupted (md5 mismatch) and was deleted: run again")
     os.replace(part, target)
@@ -217,7 +227,7 @@ def _read_cache(path):
     files."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            if _verifying() and not bool(data["verified"]):
+            if verifying() and not bool(data["verified"]):
                 return None
             arrays = {k: data[k] for k in ("train_x", "train_y", "test_x", "test_y")}
     except (OSError, KeyError, ValueError, EOFError, zlib.error, zipfile.BadZipFile):
@@ -252,7 +262,7 @@ def _arrays(root, allow_download, url, progress):
     test_x, test_y = _parse_batch(files[TEST_FILES[0]], TEST_FILES[0])
     arrays = {"train_x": np.concatenate([x for x, _ in train]), "train_y": np.concatenate([y for _, y in train]),
               "test_x": test_x, "test_y": test_y}
-    _write_cache(root / CACHE, arrays, verified=_verifying())
+    _write_cache(root / CACHE, arrays, verified=verifying())
     return arrays
 
 
