@@ -66,7 +66,8 @@ def grade_source(tmp_path, source, limits=LIMITS):
     data = valid_results(out)
     results = {t.number: t for t in tests}
     assert set(results) == LAYERS_TESTS
-    assert data["score"] == pytest.approx(sum(t.score for t in tests))
+    # results.json rounds each test's score and the total to 4 decimals (weighted cases make long fractions)
+    assert data["score"] == pytest.approx(sum(t.score for t in tests), abs=5e-5 * (len(tests) + 1))
     return results, data, elapsed
 
 
@@ -202,8 +203,12 @@ if hasattr(_driver, "Runner"):
 @pytest.mark.parametrize("target", list(PATCHES))
 def test_monkeypatches_in_the_child_do_not_lift_the_score(tmp_path, target):
     results, data, _ = grade_source(tmp_path, PATCHES[target] + BUGGY)
-    assert lost(results) == {"1.1"} and results["1.1"].score == 0, all_output(results)
-    assert total(results) == BUGGY_HONEST and data["score"] == BUGGY_HONEST
+    assert results["1.1"].score == 0, all_output(results)
+    # A lie can only cost the liar: a driver that answers "ok" for every exception fails the cases where a
+    # documented error must be raised (batchnorm's unknown mode), and lifts nothing.
+    expected_lost = {"1.1", "1.7", "1.10"} if target == "the driver" else {"1.1"}
+    assert lost(results) == expected_lost, all_output(results)
+    assert total(results) <= BUGGY_HONEST and data["score"] == pytest.approx(total(results), abs=1e-3)
 
 
 # ------------------------------------------------------------------------------------------------------------
