@@ -7,7 +7,9 @@ running trusted grader code on plain values (``python -m grader.oracle MODULE``)
 (its tensors are small: more threads would only wait on each other). Arguments and values are numbers, strings, None, lists, tuples, dicts with string keys and
 numeric arrays, exchanged as .npz bytes read with ``allow_pickle=False``: nothing is ever unpickled.
 
-``close()`` ends the child; ``close_all()`` ends every oracle child still running. grade.py calls it after each
+``close()`` ends the child; ``close_all()`` ends every oracle child still running. ``memoise()`` makes this process
+keep every answer by its call's bytes, for tools that grade many variants of one submission on the same cases
+(scripts/mutation.py): an answer already known costs no child. grade.py calls it after each
 part, so a part's oracle never outlives the part, and a checker whose student child loads torch too (resnet)
 closes its oracle before running that child: at most one torch process lives at a time.
 """
@@ -30,6 +32,7 @@ CPU_SECONDS = 600         # a runaway oracle ends; a whole grade's oracles take 
 ADDRESS_SPACE = 8 << 30   # virtual memory: torch reserves far more than it touches
 HEADER = struct.Struct(">Q")
 _alive = []
+_memo = None   # {call's bytes: value} once memoise() is called
 
 
 class OracleError(RuntimeError):
@@ -117,6 +120,10 @@ class Oracle:
         return lambda *args, **kwargs: self.call(name, *args, **kwargs)
 
     def call(self, function, *args, **kwargs):
+        request = [function, list(args), kwargs]
+        key = _memo is not None and (self.module, pack(request))
+        if key and key in _memo:
+            return unpack(_memo[key])
         if self.proc is None:
             env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent.parent),
                                                                os.environ.get("PYTHONPATH", "")]),
@@ -125,7 +132,7 @@ class Oracle:
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=_limit)
             _alive.append(self)
         try:
-            _send(self.proc.stdin, [function, list(args), kwargs])
+            _send(self.proc.stdin, request)
             reply = _receive(self.proc.stdout)
         except BrokenPipeError:
             reply = None
@@ -134,6 +141,8 @@ class Oracle:
             raise OracleError(f"the oracle child of {self.module} ended during {function}")
         if "error" in reply:
             raise OracleError(f"{self.module}.{function} failed in the oracle child:\n{reply['error']}")
+        if key:
+            _memo[key] = pack(reply["value"])   # stored packed: a caller may change the value it is given
         return reply["value"]
 
     def close(self):
@@ -159,6 +168,12 @@ def close_all():
     """End every oracle child still running."""
     for oracle in list(_alive):
         oracle.close()
+
+
+def memoise():
+    """Keep every oracle answer in this process from now on, by its call's bytes (oracles are deterministic)."""
+    global _memo
+    _memo = {} if _memo is None else _memo
 
 
 def serve(module):

@@ -12,11 +12,12 @@ A bug whose spread exceeds 0.5 points is marked MOVES, unless ``VALUE_DEPENDENT`
 import argparse
 import json
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
+
+from in_process import grade_once
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
@@ -113,81 +114,12 @@ def bugs():
     return found
 
 
-class _Skipped:
-    """The result of a plan left unrun: no answers, no import error."""
-    problem, output, records = "was not run (another family)", b"", {"__import__": {}}
-
-    def import_error(self):
-        return None
-
-
-def _in_process(plan, files):
-    """Run ``plan`` in this process with the sandbox driver's own Runner, and read its replies back as the
-    sandbox does (channel encoding, failures in words): the same answers, without a child's start-up (the
-    bugs here are plain arithmetic: nothing to confine, nothing that hangs)."""
-    from types import SimpleNamespace
-
-    from grader.sandbox import channel
-    from grader.sandbox.driver import Runner
-    from grader.sandbox.runner import ChildResult, Run
-
-    words = SimpleNamespace(files=files)
-    result = ChildResult()
-    with tempfile.TemporaryDirectory() as folder:
-        for name, data in files.items():
-            Path(folder, name).write_bytes(data if isinstance(data, bytes) else data.encode())
-        sys.path.insert(0, folder)
-        for name in files:
-            sys.modules.pop(Path(name).stem, None)
-        runner = Runner({"module": plan.module, "student_dir": folder}, plan.inputs, [], None)
-        reply = runner.import_module()
-        result.records["__import__"] = {"ok": reply["ok"], "violations": [],
-                                        "error": "" if reply["ok"] else Run.message(words, reply)}
-        for step in plan.steps if reply["ok"] else ():
-            reply = runner.run_step(dict(step, report="id" in step))
-            record = {"ok": reply["ok"], "violations": [], "error": "" if reply["ok"] else Run.message(words, reply)}
-            if reply["ok"] and "id" in step:
-                record["value"] = channel.decode(json.loads(json.dumps(reply["value"])))
-            if "id" in step:
-                result.records[step["id"]] = record
-        sys.path.remove(folder)
-    plan.result = result
-    return result
-
-
 def _points():
     from grader.cnn.points import PARTS
     return {number: points for _, tests in PARTS.values() for number, _, points in tests}
 
 
 POINTS = _points()
-
-
-def grade_once(job):
-    """{test number: score} of one part of ``source`` graded with ``seed``, every plan run in this process: of
-    the tests of ``functions`` only, when given (the plans of the other functions are left unrun, whatever the
-    grader's version)."""
-    from grader.grade import grade
-    from grader.plan import Plan
-    from grader.sandbox import Limits
-
-    part, file, source, seed, functions = job
-    run, ran = Plan.run, set()
-
-    def selective(plan, files, *args, **kwargs):
-        if functions is None or set(plan.functions.values()) & functions:
-            ran.update(plan.functions.values())
-            return _in_process(plan, files)
-        plan.result = _Skipped()
-        return plan.result
-    Plan.run = selective
-    # Time limits far above the grader's: on a loaded machine a timeout would move a score, not the seed.
-    limits = Limits(wall_seconds=600, call_seconds=60, import_seconds=120, hang_seconds=120)
-    with tempfile.TemporaryDirectory() as folder:
-        Path(folder, file).write_text(source)
-        tests, _ = grade(folder, parts=[part], seed=seed, limits=limits, log=lambda message: None)
-    Plan.run = run
-    return {t.number: t.score for t in tests if functions is None or t.name in ran}
 
 
 def main():
