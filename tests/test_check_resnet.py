@@ -3,6 +3,7 @@ realistic slips lose the tests they touch."""
 import numpy as np
 
 from grader import paths
+from grader.cnn import behaviours
 from grader.cnn import check_resnet as cr
 from grader.cnn.points import PARTS
 from grader.sandbox import Limits
@@ -53,14 +54,76 @@ def test_every_factory_and_both_stems_are_checked():
     assert {kwargs.get("stem", "cifar") for _, kwargs, _ in cr.COUNTED} == {"cifar", "imagenet"}
 
 
-def test_every_draw_has_each_kind_of_block_shortcut():
-    # Identity and projection at stride 1 and 2 where a block kind has them; a bottleneck whose width changes at
-    # stride 1 (the in-channels are not 4 x width) needs a projection that a stride-only test would miss.
+def test_every_draw_has_each_category_of_block_shape():
+    # The same categories on every draw, in behaviours.RESNET's order; only the kept channels at stride 1 have
+    # the identity shortcut (a bottleneck keeps them with in_channels = 4 x width).
     for seed in range(200):
         for kind in ("basic", "bottleneck", "preact"):
-            labels = [label for label, *_ in cr._block_configs(np.random.default_rng(seed), kind)]
-            for wanted in ("stride 1 (identity)", "stride 1 (projection)", "stride 2 (projection)"):
-                assert any(label.endswith(wanted) for label in labels), (seed, kind, labels)
+            configs = cr._block_configs(np.random.default_rng(seed), kind)
+            assert [label.split(", ", 1)[1].rsplit(" (", 1)[0] for label, *_ in configs] \
+                == list(behaviours.RESNET["shapes"]), (seed, kind, configs)
+            assert [label.endswith("(identity)") for label, *_ in configs] == [True] + [False] * 4, configs
+            expansion = 4 if kind == "bottleneck" else 1
+            kept, widened, narrowed, *_ = configs
+            assert kept[3] is None and kept[1] == kept[2] * expansion, kept
+            assert widened[1] < widened[2] * expansion and narrowed[1] > narrowed[2] * expansion, configs
+
+
+def test_every_documented_resnet_behaviour_is_a_case_passed_by_the_solution():
+    got, outcomes = scores(SOLUTION)
+    labels = {case.label: case.ok for name in NAMES for case in outcomes[name].cases}
+    wanted = [f"{block} " for block in behaviours.RESNET["blocks"]]
+    wanted += [f"ResNet({block}, [1, 1], widths=" for block in behaviours.RESNET["blocks"]]
+    wanted += [category for category in behaviours.RESNET["shapes"]]
+    wanted += [f"ResNet: {label}" for label in behaviours.RESNET["errors"]["ResNet"].values()]
+    wanted += list(behaviours.RESNET["promises"]["ResNet"].values())
+    wanted += [kw.left_out() for keywords in behaviours.RESNET["keywords"].values() for kw in keywords
+               if kw.name != "zero_init_residual"]
+    for text in wanted:
+        assert any(text in label for label in labels), (text, sorted(labels))
+    for block in behaviours.RESNET["blocks"]:   # every block with every stem
+        for stem in behaviours.RESNET["stems"]:
+            assert any(f"ResNet({block}, [1, 1]" in label and ("stem='imagenet'" in label) == (stem == "imagenet")
+                       for label in labels) or (block, stem) == ("BasicBlock", "cifar"), (block, stem)
+    assert all(labels.values()) and all(value == 1 for value in got.values()), got
+
+
+def test_a_preact_block_narrowing_without_projection_loses_only_its_narrowed_cases():
+    # cosmic-ray's survivor before the narrowed category: `!=` made `<` projects only where channels widen.
+    got, outcomes = scores(variant("        if stride != 1 or in_channels != out_channels:\n"
+                                   "            self.downsample = nn.Conv2d(",
+                                   "        if stride != 1 or in_channels < out_channels:\n"
+                                   "            self.downsample = nn.Conv2d("))
+    lost = failures(outcomes[PREACT])
+    assert lost and all("channels narrowed" in label for label in lost), lost
+    assert got[BASIC] == got[BOTTLENECK] == got[NETWORKS] == got[INIT] == 1, got
+
+
+def test_a_resnet_accepting_any_stem_loses_the_documented_error():
+    got, outcomes = scores(variant('        if stem not in ("cifar", "imagenet"):\n            raise ValueError',
+                                   '        if stem is None:\n            raise ValueError'))
+    assert failures(outcomes[NETWORKS]) == {
+        "ResNet: an unknown stem raises ValueError": "returned a value; expected it to raise ValueError"}
+    assert got[NETWORKS] < 1 and all(got[n] == 1 for n in (BASIC, BOTTLENECK, PREACT, INIT)), got
+
+
+def test_re_initialising_fc_loses_only_its_init_case():
+    got, outcomes = scores(variant("            if isinstance(m, nn.Conv2d):\n",
+                                   "            if isinstance(m, (nn.Conv2d, nn.Linear)):\n"))
+    lost = failures(outcomes[INIT])
+    assert list(lost) == ["resnet20 fc keeps PyTorch's default initialisation (uniform within 1/sqrt(in_features))"]
+    assert "leave fc as nn.Linear initialises it" in next(iter(lost.values()))
+    assert all(got[n] == 1 for n in NAMES if n != INIT), got
+
+
+def test_a_network_losing_its_default_num_classes_loses_the_cases_that_leave_it_out():
+    got, outcomes = scores(variant("    def __init__(self, block, layers, num_classes=10,",
+                                   "    def __init__(self, block, layers, num_classes=100,"))
+    # The factories pass num_classes on: only the network built without it fails, in all four of its cases.
+    lost = failures(outcomes[NETWORKS])
+    assert len(lost) == 4 and all(label.startswith("ResNet(PreActBlock, [1, 1], widths=(8, 16), stem='imagenet') "
+                                                   "forward, num_classes left out (default 10)") for label in lost), lost
+    assert all(got[n] == 1 for n in NAMES if n != NETWORKS), got
 
 
 def test_a_bottleneck_projecting_only_at_stride_2_loses_points():
@@ -84,8 +147,10 @@ def test_adding_into_the_identity_shortcut_fails_backward_in_the_students_words(
         "return F.relu(out + shortcut)", "shortcut += out\n        return F.relu(shortcut)")))
     assert got[BOTTLENECK] == got[PREACT] == got[INIT] == 1, got
     basic = failures(outcomes[BASIC])
-    assert list(basic) == ["BasicBlock 8->8, stride 1 (identity), training step (loss.backward(): gradients, input "
-                           "left unchanged)"], basic
+    assert list(basic) == ["BasicBlock 8->8, stride left out (default 1), channels kept (identity), training step "
+                           "(loss.backward(): gradients, input left unchanged)"], basic
+    # A block that cannot train loses its training step's weight: two of the five of each of its five shapes.
+    assert abs(got[BASIC] - (1 - cr.STEP_WEIGHT / (5 * (3 + cr.STEP_WEIGHT)))) < 1e-9, got
     assert next(iter(basic.values())) == ("BasicBlock.forward changes a tensor autograd still needs, so "
                                           "loss.backward() fails: add into a new tensor, e.g. `out = out + "
                                           "shortcut`, rather than in place (`+=`)")
@@ -111,12 +176,13 @@ def test_a_detached_shortcut_loses_only_the_training_steps():
     got, outcomes = scores(variant(BASIC_RETURN, BASIC_RETURN.replace("out + shortcut", "out + shortcut.detach()")))
     assert got[BOTTLENECK] == got[PREACT] == got[INIT] == 1, got
     basic = failures(outcomes[BASIC])
-    assert len(basic) == 4 and all("training step" in label for label in basic), basic
+    assert len(basic) == 5 and all("training step" in label for label in basic), basic
     # Where the shortcut is a projection its weights get no gradient; where it is the identity, the input's is off.
-    assert basic["BasicBlock 8->8, stride 1 (identity), training step (loss.backward(): gradients, input left "
-                 "unchanged)"] == "the gradient of the input x is off: max relative error over the tolerance (1e-03)"
+    assert basic["BasicBlock 8->8, stride left out (default 1), channels kept (identity), training step (loss."
+                 "backward(): gradients, input left unchanged)"] \
+        == "the gradient of the input x is off: max relative error over the tolerance (1e-03)"
     assert sum(message.startswith("no gradient reached downsample.0.weight: something cuts its path to the loss")
-               for message in basic.values()) == 3, basic
+               for message in basic.values()) == 4, basic
     networks = failures(outcomes[NETWORKS])
     assert len(networks) == 2 and all(message.startswith(("resnet20 uses BasicBlock, whose test (3.1) failed: fix "
                                                           "that first; here: the gradient of ",
@@ -137,5 +203,5 @@ def test_a_network_that_centres_its_input_in_place_is_told_so():
     got, outcomes = scores(variant("        x = self.conv1(x)\n", "        x -= x.mean()\n        x = self.conv1(x)\n"))
     assert all(got[n] == 1 for n in (BASIC, BOTTLENECK, PREACT, INIT)), got
     steps = {label: message for label, message in failures(outcomes[NETWORKS]).items() if "training step" in label}
-    assert len(steps) == 4 and set(steps.values()) == {
+    assert len(steps) == 6 and set(steps.values()) == {
         "ResNet.forward or a block's forward changes its input tensor in place: leave the caller's x as it was"}, steps

@@ -7,8 +7,9 @@ away from their defaults, so the default alone decides the result) and their edg
 a hidden case keeps (fresh entropy for ``rng=None``, zeros for absent running statistics...). Labels are the
 words a student reads in the feedback. ``NOT_CHECKED`` lists what a grade leaves out, and why.
 
-tests/test_behaviours.py holds the checkers to this list: every entry appears as a case in a grade of the
-reference solutions, and every default here is the one the solution's signature (or docstring) states.
+tests/test_behaviours.py holds the checkers to this list (tests/test_check_resnet.py for ``RESNET``): every entry
+appears as a case in a grade of the reference solutions, and every default here is the one the solution's
+signature (or docstring) states.
 """
 from dataclasses import dataclass
 
@@ -80,9 +81,8 @@ NOT_CHECKED = {
                                  "child); the public tests call it with its default",
 }
 
-# The ResNet part's documented behaviours, as data for its checker (grader/cnn/check_resnet.py does not read
-# them yet): every block with every stem, the defaults of the factories and of ResNet, fc's initialisation,
-# the documented errors.
+# The ResNet part's documented behaviours, read by grader/cnn/check_resnet.py: every block with every stem, the
+# defaults of the blocks, of ResNet and of the factories, fc's initialisation, the documented errors.
 RESNET = {
     "blocks": ("BasicBlock", "Bottleneck", "PreActBlock"),
     "stems": ("cifar", "imagenet"),
@@ -96,16 +96,17 @@ RESNET = {
         **{name: (Keyword("num_classes", 10), Keyword("stem", "cifar"))
            for name in ("resnet18", "resnet34", "resnet50")},
     },
-    # A shortcut needs its projection whenever the channels change, narrowing included (a mutant testing
-    # in_channels < out_channels survives cases that only widen).
-    "shapes": {block: ("stride 1, channels kept", "stride 2", "stride 1, channels widened",
-                       "stride 1, channels narrowed") for block in ("BasicBlock", "Bottleneck", "PreActBlock")},
+    # Each block's cases, one per category on every draw. A shortcut needs its projection whenever the channels
+    # change, narrowing included (a mutant testing in_channels < out_channels survives cases that only widen).
+    "shapes": ("stride left out (default 1), channels kept", "stride 1, channels widened",
+               "stride 1, channels narrowed", "stride 2, channels kept", "stride 2, channels widened"),
     "errors": {"ResNet": {"stem": "an unknown stem raises ValueError",
                           "widths": "layers and widths of different lengths raise ValueError"}},
     "promises": {
-        "ResNet": {"fc init": "fc keeps PyTorch's default initialisation (only convs and batchnorms are re-initialised)",
-                   "conv init": "convs kaiming-normal (fan_out, relu); batchnorm weight 1, bias 0",
-                   "zero init": "zero_init_residual zeroes the last batchnorm weight of each block"},
+        "ResNet": {"fc init": "fc keeps PyTorch's default initialisation (uniform within 1/sqrt(in_features))",
+                   "conv init": "conv weights: kaiming normal (fan_out, relu)",
+                   "bn init": "BatchNorm weight 1 and bias 0",
+                   "zero init": "zero_init_residual=True: every block's last BatchNorm weight 0"},
     },
 }
 

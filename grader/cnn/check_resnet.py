@@ -19,7 +19,7 @@ import numpy as np
 from grader import stats
 from grader.checks import Outcome, blocked
 from grader.cnn import architectures as layout
-from grader.cnn import rules
+from grader.cnn import behaviours, rules
 from grader.cnn.given import with_given
 from grader.cnn.points import PARTS
 from grader.compare import compare
@@ -42,16 +42,29 @@ AUTOGRAD_IN_PLACE = "modified by an inplace operation"
 # Construct / forward steps get three plain calls' time: building resnet50 takes 0.42 s of CPU here, so 6 s
 # leaves over 5x headroom on half a CPU.
 BIG_TIMEOUT = 3
+# A module that cannot train makes train.py fail: its training step weighs as much as two forward checks.
+STEP_WEIGHT = 2
 # Block kind -> the student's class, which is also the name of its test.
 BLOCK_CLASS = {"basic": "BasicBlock", "bottleneck": "Bottleneck", "preact": "PreActBlock"}
+# Each category of behaviours.RESNET["shapes"], in its order: (in_channels, width, stride) in units of the drawn
+# channel count; stride None is left out (its default). A bottleneck's output is 4 x width, so it keeps its
+# channels with in_channels = 4 x width.
+SHAPES = {"basic": [(1, 1, None), (1, 2, 1), (2, 1, 1), (1, 1, 2), (1, 2, 2)],
+          "bottleneck": [(4, 1, None), (2, 1, 1), (8, 1, 1), (4, 1, 2), (4, 2, 2)]}
+SHAPES["preact"] = SHAPES["basic"]
+BAD_STEMS = ("CIFAR", "ImageNet", "resnet", "mnist")
 NETWORK_TEST, INIT_TEST = "ResNet networks", "init and zero_init_residual"
 NUMBER = {name: number for number, name, _ in PARTS["resnet"][1]}
 # Every factory of the contract, its names and parameter count checked (constructed only; never run), with
-# both stems among them. The counts are the contract's (torchvision's for the imagenet stem).
+# both stems among them and every factory with its defaults. The counts are the contract's (torchvision's for
+# the imagenet stem); None where the contract states none: names and shapes only.
 COUNTED = [("resnet20", {}, 272_474), ("resnet32", {}, 466_906), ("resnet56", {}, 855_770),
            ("resnet18", {}, 11_173_962), ("preact_resnet18", {}, 11_172_170),
            ("resnet34", {"num_classes": 1000, "stem": "imagenet"}, 21_797_672),
-           ("resnet50", {"num_classes": 1000, "stem": "imagenet"}, 25_557_032)]
+           ("resnet50", {"num_classes": 1000, "stem": "imagenet"}, 25_557_032),
+           ("resnet34", {}, None), ("resnet50", {}, None)]
+# ResNet with its widths left out: built and described only.
+DEFAULT_WIDTHS = ("ResNet(BasicBlock, [1, 1, 1, 1], num_classes=5)", [1, 1, 1, 1], 5)
 
 
 def imports_torchvision(source):
@@ -215,22 +228,16 @@ class Checker:
 
 
 def _block_configs(rng, kind):
-    """[(label, in_channels, width, stride)] for one block kind."""
-    c = int(rng.choice([4, 8]))
-    if kind == "bottleneck":
-        w = int(rng.choice([2, 4]))
-        # Widths that change at stride 1 need a projection: in-channels other than 4 * w, on every draw.
-        c1 = int(rng.choice([v for v in (4, 8) if v != 4 * w]))
-        raw = [(4 * w, w, 1), (c1, w, 1), (4 * w, w, 2), (c, 2 * w, 2)]
-    else:
-        raw = [(c, c, 1), (c, 2 * c, 2), (c, 2 * c, 1), (c, c, 2)]
+    """[(label, in_channels, width, stride or None)] for one block kind: one per category of
+    behaviours.RESNET["shapes"] on every draw; the seed draws the channel count."""
+    unit = int(rng.choice([2, 4] if kind == "bottleneck" else [4, 8]))
     out = []
-    for cin, width, stride in raw:
+    for category, (cin, width, stride) in zip(behaviours.RESNET["shapes"], SHAPES[kind]):
+        cin, width = cin * unit, width * unit
         cout = width * layout.EXPANSION[kind]
-        shortcut = "projection" if layout.needs_projection(cin, cout, stride) else "identity"
-        name = BLOCK_CLASS[kind]
+        shortcut = "projection" if layout.needs_projection(cin, cout, stride or 1) else "identity"
         desc = f"{cin}->{cout}" if kind != "bottleneck" else f"{cin}->{cout} (width {width})"
-        out.append((f"{name} {desc}, stride {stride} ({shortcut})", cin, width, stride))
+        out.append((f"{BLOCK_CLASS[kind]} {desc}, {category} ({shortcut})", cin, width, stride))
     return out
 
 
@@ -245,13 +252,14 @@ def _run(source, rng, limits):
     for kind in ("basic", "bottleneck", "preact"):
         for i, (label, cin, width, stride) in enumerate(_block_configs(rng, kind)):
             tag = f"{kind}{i}"
+            given = [{"v": cin}, {"v": width}] + ([{"v": stride}] if stride is not None else [])
+            stride = stride or 1
             shapes = {k: s for k, s in layout.block_shapes(kind, cin, width, stride)}
             # Odd and non-square sizes too: stride 2 must cope with sizes it does not divide.
             height, width_px = (int(v) for v in rng.integers(7, 11, size=2))
             x = rng.standard_normal((int(rng.integers(2, 5)), cin, height, width_px)).astype(np.float32)
             out_shape = (len(x), width * layout.EXPANSION[kind], -(-height // stride), -(-width_px // stride))
-            state, upstream = ck.plan_model(tag, BLOCK_CLASS[kind], [{"v": cin}, {"v": width}, {"v": stride}], {},
-                                            shapes, x, out_shape)
+            state, upstream = ck.plan_model(tag, BLOCK_CLASS[kind], given, {}, shapes, x, out_shape)
             jobs.append((BLOCK_CLASS[kind], label, tag, state, x, upstream, {"block": kind, "stride": stride}, None))
 
     # Networks: names and counts of the factories (constructed only, one at a time)
@@ -261,7 +269,17 @@ def _run(source, rng, limits):
         p.call("builtin:construct", {"fn": name}, save="big", timeout_factor=BIG_TIMEOUT,
                **{k: {"v": v} for k, v in kwargs.items()})
         p.call("builtin:describe", {"var": "big"}, id=f"count{i}")
+    p.call("builtin:dict", save="big")
+    _, layers, num_classes = DEFAULT_WIDTHS
+    p.call("builtin:construct", {"fn": "ResNet"}, {"fn": "BasicBlock"}, {"v": layers}, save="big",
+           num_classes={"v": num_classes}, timeout_factor=BIG_TIMEOUT)
+    p.call("builtin:describe", {"var": "big"}, id="widths")
     p.call("builtin:dict", save="big")   # let the last one go
+
+    # The documented errors: built with a stem that does not exist, and with widths of another length.
+    small = [{"fn": "ResNet"}, {"fn": "BasicBlock"}, {"v": [1, 1]}]
+    p.call("builtin:built", *small, widths={"v": [8, 16]}, stem={"v": str(rng.choice(BAD_STEMS))}, id="error stem")
+    p.call("builtin:built", *small, widths={"v": [[8], [8, 16, 32]][int(rng.integers(2))]}, id="error widths")
 
     # Networks run with the grader's weights
     # (label, its name in a message, what is built, its arguments, its layout, the input's shape)
@@ -276,7 +294,16 @@ def _run(source, rng, limits):
              layout.ArchSpec("preact", (1, 1), (8, 16), "cifar", 5), (2, 3, 8, 8)),
             ("ResNet(Bottleneck, [1, 1], widths=(4, 8), num_classes=5) forward", "this network", "ResNet",
              [{"fn": "Bottleneck"}, {"v": [1, 1]}], {"widths": {"v": [4, 8]}, "num_classes": {"v": 5}},
-             layout.ArchSpec("bottleneck", (1, 1), (4, 8), "cifar", 5), (2, 3, 8, 8))]
+             layout.ArchSpec("bottleneck", (1, 1), (4, 8), "cifar", 5), (2, 3, 8, 8)),
+            ("ResNet(PreActBlock, [1, 1], widths=(8, 16), stem='imagenet') forward, num_classes left out "
+             "(default 10)", "this network", "ResNet",
+             [{"fn": "PreActBlock"}, {"v": [1, 1]}], {"widths": {"v": [8, 16]}, "stem": {"v": "imagenet"}},
+             layout.ArchSpec("preact", (1, 1), (8, 16), "imagenet", 10), (2, 3, 16, 16)),
+            ("ResNet(Bottleneck, [1, 1], widths=(4, 8), num_classes=5, stem='imagenet') forward", "this network",
+             "ResNet",
+             [{"fn": "Bottleneck"}, {"v": [1, 1]}], {"widths": {"v": [4, 8]}, "num_classes": {"v": 5},
+                                                     "stem": {"v": "imagenet"}},
+             layout.ArchSpec("bottleneck", (1, 1), (4, 8), "imagenet", 5), (2, 3, 16, 16))]
     for i, (label, name, target, args, kwargs, spec, xshape) in enumerate(nets):
         tag = f"net{i}"
         x = rng.standard_normal(xshape).astype(np.float32)
@@ -331,7 +358,7 @@ def check(files, rng, limits, names):
         for what, key in (("parameter names and shapes", "parameters"), ("eval mode", "eval"),
                           ("train mode (output and running statistics)", "train"),
                           ("training step (loss.backward(): gradients, input left unchanged)", "step")):
-            outcomes[test].add(f"{label}, {what}", *_blamed(v[key], cause))
+            outcomes[test].add(f"{label}, {what}", *_blamed(v[key], cause), STEP_WEIGHT if key == "step" else 1.0)
 
     for i, (name, kwargs, count) in enumerate(COUNTED):
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
@@ -340,12 +367,22 @@ def check(files, rng, limits, names):
         ok, message = _shapes_verdict(answer, layout.state_dict_shapes(spec))
         if answer[0] and not ok:
             message = "parameter names or shapes differ from torchvision's: " + message
-        if ok:
+        if ok and count is not None:
             got = sum(int(np.prod(s)) for _, s in answer[1]["parameters"])
             ok = got == count
             message = "" if ok else f"{got:,} parameters, expected {count:,}"
-        outcomes[NETWORK_TEST].add(f"{name}({args}): parameter names, shapes and count",
+        what = "parameter names, shapes and count" if count is not None else "parameter names and shapes"
+        left_out = ", ".join(kw.left_out() for kw in behaviours.RESNET["keywords"][name] if kw.name not in kwargs)
+        outcomes[NETWORK_TEST].add(f"{name}({args}){', ' + left_out if left_out else ''}: {what}",
                                    *_blamed((ok, message), _cause(outcomes, name, spec.block)))
+    label, layers, num_classes = DEFAULT_WIDTHS
+    widths = next(kw for kw in behaviours.RESNET["keywords"]["ResNet"] if kw.name == "widths")
+    outcomes[NETWORK_TEST].add(f"{label}: {widths.left_out()}, parameter names and shapes",
+                               *_blamed(_shapes_verdict(p.answer("widths"), layout.state_dict_shapes(
+                                   layout.ArchSpec("basic", tuple(layers), num_classes=num_classes))),
+                                   _cause(outcomes, "this network", "basic")))
+    for what, label in behaviours.RESNET["errors"]["ResNet"].items():
+        behaviours.add_error(outcomes[NETWORK_TEST], f"ResNet: {label}", p.answer(f"error {what}"))
 
     _init_verdicts(p, zero_specs, outcomes[INIT_TEST])
     return {name: outcomes.get(name) for name in names}
@@ -365,18 +402,17 @@ def _blamed(verdict, cause):
 
 
 def _init_verdicts(p, zero_specs, outcome):
+    promises = behaviours.RESNET["promises"]["ResNet"]
     ok, state = p.answer("init0")
     if ok and not isinstance(state, dict):
         ok, state = False, "could not read its state_dict"
-    if not ok:
-        for label in ("conv weights: kaiming normal (fan_out, relu)", "BatchNorm weight 1 and bias 0"):
-            outcome.add(f"resnet20 {label}", False, state)
-    else:
-        outcome.add("resnet20 conv weights: kaiming normal (fan_out, relu)", *_conv_std_verdict(state))
-        outcome.add("resnet20 BatchNorm weight 1 and bias 0", *_bn_verdict(state, set()))
+    verdicts = {"conv init": _conv_std_verdict, "bn init": lambda state: _bn_verdict(state, set()),
+                "fc init": _fc_verdict}
+    for what, verdict in verdicts.items():
+        outcome.add(f"resnet20 {promises[what]}", *(verdict(state) if ok else (False, state)))
     for i, spec in enumerate(zero_specs, start=1):
         last = "bn3" if spec.block == "bottleneck" else "bn2"
-        label = f"ResNet({BLOCK_CLASS[spec.block]}, ..., zero_init_residual=True): every block's {last} weight 0"
+        label = f"ResNet({BLOCK_CLASS[spec.block]}, ...) {promises['zero init']} ({last})"
         ok, state = p.answer(f"init{i}")
         if ok and not isinstance(state, dict):
             ok, state = False, "could not read its state_dict"
@@ -400,6 +436,20 @@ def _conv_std_verdict(state):
         if not ok:
             return False, f"{key}: {message} (expected kaiming normal, fan_out, relu: std {sigma:.3g})"
     return True, ""
+
+
+def _fc_verdict(state):
+    """fc as nn.Linear made it: weight and bias uniform within 1/sqrt(in_features)."""
+    weight, bias = state.get("fc.weight"), state.get("fc.bias")
+    if not isinstance(weight, np.ndarray) or not isinstance(bias, np.ndarray) or weight.ndim != 2 or not weight.size:
+        return False, "fc weight or bias missing"
+    bound = 1 / math.sqrt(weight.shape[1])
+    ok, message = stats.sample_verdict(weight, bound / math.sqrt(3), bound=bound)
+    if ok and (not np.all(np.abs(bias) <= bound) or not np.any(bias)):
+        ok, message = False, "fc.bias is not spread within 1/sqrt(in_features) as nn.Linear draws it"
+    elif not ok:
+        message = f"fc.weight: {message}"
+    return ok, "" if ok else f"{message} (leave fc as nn.Linear initialises it: re-initialise convs and BatchNorms only)"
 
 
 def _bn_verdict(state, zeros):

@@ -95,6 +95,12 @@ def builtin_construct(cls, *args, seed=None, **kwargs):
     return cls(*args, **kwargs)
 
 
+def builtin_built(cls, *args, **kwargs):
+    """Build ``cls(*args, **kwargs)`` and answer only that it was built (a module is not plain data)."""
+    cls(*args, **kwargs)
+    return True
+
+
 def builtin_describe(model):
     """Parameter and buffer names with shapes, in registration order."""
     return {"parameters": [[n, list(p.shape)] for n, p in model.named_parameters()],
