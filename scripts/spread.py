@@ -7,11 +7,13 @@ The bugs: the hand-written mutants of the tests (tests/test_grading_layers.py, t
 test_check_initializers.py, test_check_quiz.py) and the realistic slips of ``SLIPS`` below. The grader graded is
 whichever ``grader`` package the interpreter imports: run it with another checkout's interpreter (``cd
 /work/main && .venv/bin/python /path/to/this/scripts/spread.py``) to measure that checkout with the same bugs.
-A bug whose spread exceeds 0.5 points is marked MOVES, unless ``VALUE_DEPENDENT`` lists it with its reason.
+(``--sandboxed``: a checkout older than scripts/in_process.py supports; put it first on PYTHONPATH.) A bug whose
+spread exceeds 0.5 points is marked MOVES, unless ``VALUE_DEPENDENT`` lists it with its reason.
 """
 import argparse
 import json
 import sys
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -23,7 +25,8 @@ TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
 
 LIMIT = 0.5   # points
-ORDER = ["quiz", "layers", "initializers"]
+ORDER = ["quiz", "layers", "initializers", "resnet"]
+BASIC_RETURN = "        return F.relu(out + shortcut)\n        # END SOLUTION\n\n\nclass Bottleneck"
 
 # Realistic slips of our own, beyond the tests' mutants: (name, file, the layers function edited or None,
 # [(old, new)]), each ``old`` unique in the reference solution.
@@ -63,6 +66,35 @@ SLIPS = [
     ("conv_output_size counts the padding once", "quiz.py", None,
      [("def conv_output_size(size, kernel, stride=1, pad=0):", "def conv_output_size(size, kernel, stride=1, pad=0):\n"
        "    return (size - kernel + pad) // stride + 1")]),
+    ("BasicBlock: relu before the addition", "resnet.py", None,
+     [(BASIC_RETURN, BASIC_RETURN.replace("F.relu(out + shortcut)", "F.relu(out) + shortcut"))]),
+    ("BasicBlock: adds into the identity shortcut in place", "resnet.py", None,
+     [(BASIC_RETURN, BASIC_RETURN.replace("return F.relu(out + shortcut)",
+                                          "shortcut += out\n        return F.relu(shortcut)"))]),
+    ("BasicBlock: detached shortcut", "resnet.py", None,
+     [(BASIC_RETURN, BASIC_RETURN.replace("out + shortcut", "out + shortcut.detach()"))]),
+    ("Bottleneck: projection at stride 2 only", "resnet.py", None,
+     [("self.bn3 = nn.BatchNorm2d(out_channels)\n        self.downsample = None\n        if stride != 1 or "
+       "in_channels != out_channels:\n", "self.bn3 = nn.BatchNorm2d(out_channels)\n        self.downsample = None\n"
+       "        if stride != 1:\n")]),
+    ("PreActBlock: shortcut projects the raw input", "resnet.py", None,
+     [("shortcut = x if self.downsample is None else self.downsample(a)",
+       "shortcut = x if self.downsample is None else self.downsample(x)")]),
+    ("PreActBlock: no projection where channels narrow", "resnet.py", None,
+     [("        if stride != 1 or in_channels != out_channels:\n            self.downsample = nn.Conv2d(",
+       "        if stride != 1 or in_channels < out_channels:\n            self.downsample = nn.Conv2d(")]),
+    ("ResNet: stem without its ReLU", "resnet.py", None, [("x = F.relu(self.bn1(x))", "x = self.bn1(x)")]),
+    ("ResNet: centres its input in place", "resnet.py", None,
+     [("        x = self.conv1(x)\n", "        x -= x.mean()\n        x = self.conv1(x)\n")]),
+    ("ResNet: kaiming with fan_in", "resnet.py", None,
+     [('kaiming_normal_(m.weight, mode="fan_out"', 'kaiming_normal_(m.weight, mode="fan_in"')]),
+    ("ResNet: re-initialises fc too", "resnet.py", None,
+     [("            if isinstance(m, nn.Conv2d):\n", "            if isinstance(m, (nn.Conv2d, nn.Linear)):\n")]),
+    ("ResNet: num_classes 100 by default", "resnet.py", None,
+     [("    def __init__(self, block, layers, num_classes=10,", "    def __init__(self, block, layers, num_classes=100,")]),
+    ("ResNet: any stem accepted", "resnet.py", None,
+     [('        if stem not in ("cifar", "imagenet"):\n            raise ValueError',
+       '        if stem is None:\n            raise ValueError')]),
 ]
 
 # Bugs whose cost depends on the drawn values by nature, and why: none left. (The floored fan_avg, a 0.1 %
@@ -107,7 +139,7 @@ def bugs():
               for name, replacements, _ in ti.VARIANTS]
     found += [(f"quiz: {name}", "quiz", "quiz.py", tq.variant(old, new, occurrence), None)
               for name, old, new, occurrence, _ in tq.VARIANTS]
-    parts = {"layers.py": "layers", "initializers.py": "initializers", "quiz.py": "quiz"}
+    parts = {"layers.py": "layers", "initializers.py": "initializers", "quiz.py": "quiz", "resnet.py": "resnet"}
     found += [(f"{parts[file]}: {name}", parts[file], file, _replaced(_reference(file), edits),
                _functions([(function,)]) if function else None)
               for name, file, function, edits in SLIPS]
@@ -122,6 +154,18 @@ def _points():
 POINTS = _points()
 
 
+def grade_sandboxed(job):
+    """grade_once's answer from the grader as it grades a submission (sandboxed children, default limits): for a
+    checkout older than the in-process grade supports."""
+    from grader.grade import grade
+
+    part, file, source, seed, _ = job
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, file).write_text(source)
+        tests, _ = grade(folder, parts=[part], seed=seed, log=lambda message: None)
+    return {t.number: t.score for t in tests}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10)
@@ -129,6 +173,7 @@ def main():
     parser.add_argument("--only", nargs="+", help="grade only the bugs whose name contains one of these")
     parser.add_argument("--skip", nargs="+", default=[], help="leave out the bugs whose name contains one of these")
     parser.add_argument("--out", help="write every score here (JSON)")
+    parser.add_argument("--sandboxed", action="store_true", help="grade in the sandbox, as a submission is graded")
     args = parser.parse_args()
 
     chosen = [bug for bug in bugs() if (not args.only or any(word in bug[0] for word in args.only))
@@ -139,7 +184,7 @@ def main():
     results, moving, per_seed = {}, [], []
     with ProcessPoolExecutor(args.jobs) as pool:
         # Said, and written out, as each bug's seeds are in: an interrupted run keeps what it measured.
-        for scores in tqdm(pool.map(grade_once, jobs), total=len(jobs), desc="grading", unit="grade"):
+        for scores in tqdm(pool.map(grade_sandboxed if args.sandboxed else grade_once, jobs), total=len(jobs), desc="grading", unit="grade"):
             per_seed.append(scores)
             if len(per_seed) < args.seeds:
                 continue
