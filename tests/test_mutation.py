@@ -1,5 +1,7 @@
-"""scripts/mutation.py and scripts/grade_part.py stay alive: a fixed handful of cosmic-ray's mutants of quiz.py,
-each graded by the grader on its part, is killed, and the reference solution survives the same test."""
+"""scripts/mutation.py, scripts/in_process.py and scripts/grade_part.py stay alive: a fixed handful of cosmic-ray's
+mutants of quiz.py, each graded by the grader on its part, is killed on every seed tried, and the reference
+solution survives the same test; the fast in-process grade gives a mutant the sandboxed grade's scores."""
+import json
 import sys
 
 import pytest
@@ -9,6 +11,7 @@ from grader import paths
 sys.path.insert(0, str(paths.REPO / "scripts"))
 import mutation  # noqa: E402
 from grade_part import lost  # noqa: E402
+from in_process import grade_once  # noqa: E402
 
 QUIZ = "solutions/cnn/quiz.py"
 # (operator, occurrence in quiz.py): "//" made "/" in conv_output_size, fc_layer's bias subtracted, conv_layer's
@@ -28,9 +31,33 @@ def test_the_reference_solution_keeps_full_marks():
 
 
 @pytest.mark.parametrize("operator, occurrence", SAMPLE)
-def test_a_sampled_mutant_is_killed(operator, occurrence):
-    result = mutation.test(_spec(operator, occurrence), seed=0)
+def test_a_sampled_mutant_is_killed_on_every_seed(operator, occurrence):
+    result = mutation.test(_spec(operator, occurrence), seeds=(0, 1, 2))
     assert result.diff and result.test_outcome == "killed", result.output
+    scores = json.loads(result.output)["scores"]
+    assert len(scores) == 3 and max(scores) < 10 and len(set(scores)) == 1, scores
+
+
+@pytest.mark.parametrize("operator, occurrence", SAMPLE[:2])
+def test_the_in_process_grade_gives_the_sandboxed_grades_scores(operator, occurrence, tmp_path):
+    from grader.grade import grade
+
+    spec = _spec(operator, occurrence)
+    (tmp_path / "quiz.py").write_text(mutation.mutant(spec))
+    tests, _ = grade(tmp_path, parts=["quiz"], seed=5, log=lambda message: None)
+    fast = grade_once(("quiz", "quiz.py", mutation.mutant(spec), 5, None))
+    assert fast == {t.number: t.score for t in tests} and sum(fast.values()) < 10, fast
+
+
+def test_the_in_process_grade_times_out_a_call_that_hangs(monkeypatch):
+    import in_process
+
+    monkeypatch.setattr(in_process, "CALL_SECONDS", 0.5)
+    source = paths.solutions_dir("cnn").joinpath("quiz.py").read_text().replace(
+        "def conv_output_size(size, kernel, stride=1, pad=0):\n",
+        "def conv_output_size(size, kernel, stride=1, pad=0):\n    while True:\n        pass\n", 1)
+    scores = grade_once(("quiz", "quiz.py", source, 0, None))
+    assert 0 < sum(scores.values()) < 10, scores
 
 
 def test_the_given_code_is_left_out():
