@@ -158,6 +158,10 @@ SIZE_SLIPS = [
     (lambda size, k, s, p: (size + 2 * p - k) // s, "it looks like the + 1 is missing"),
     (lambda size, k, s, p: (size - 2 * p - k) // s + 1, "it looks like the padding is subtracted"),
     (lambda size, k, s, p: (size + 2 * p - k + 1) // s, "check the order of operations: (W - K + 2P) // S + 1"),
+    # Not slips a student is known to make, but formulas that agree with the rule on some sizes only (a mutation
+    # tool's): drawn away from those sizes, they cost the same on every seed.
+    (lambda size, k, s, p: (size // k + 2 * p) // s + 1, "check the order of operations: (W - K + 2P) // S + 1"),
+    (lambda size, k, s, p: (size % k + 2 * p) // s + 1, "check the order of operations: (W - K + 2P) // S + 1"),
 ]
 
 
@@ -171,11 +175,19 @@ def _shown(size, kernel, stride, pad):
     return tuple(slip(size, kernel, stride, pad) != exact for slip, _ in SIZE_SLIPS)
 
 
+def whole_kb(elements):
+    """Whether ``elements`` float32 values make a whole number of KB: there ``//`` for ``/`` gives the right
+    memory, so no hidden case has that many."""
+    return elements * BYTES_PER_ELEMENT % BYTES_PER_KB == 0
+
+
 def sizes(kernel, stride, pad, divisible):
-    """The sizes up to MAX_SIZE with at least two output positions and the wanted divisibility that show the
-    most slips, all the same ones: whichever is drawn, a slip shows on it or on none of them."""
+    """The sizes up to MAX_SIZE with the wanted divisibility that show the most slips, all the same ones:
+    whichever is drawn, a slip shows on it or on none of them. Their output has three positions at least (on 2,
+    ``s ** s`` equals ``s * s``), and not a multiple of 16 (its square is 256 elements, a whole KB, times any
+    channel count)."""
     fits = [size for size in range(max(2, kernel - 2 * pad), MAX_SIZE + 1)
-            if output_size(size, kernel, stride, pad) >= 2
+            if output_size(size, kernel, stride, pad) >= 3 and output_size(size, kernel, stride, pad) % 16
             and (divisible is None or ((size + 2 * pad - kernel) % stride == 0) == divisible)]
     best = max((_shown(size, kernel, stride, pad) for size in fits), key=lambda shown: (sum(shown), shown))
     return [size for size in fits if _shown(size, kernel, stride, pad) == best]
@@ -231,30 +243,35 @@ def draw_window(rng, kind, scenario, bias=None):
     layer = "conv" if kind.startswith("conv") else "pool"
     words, tags = _describe_geometry(layer, size, kernel, stride, pad)
     args = {"size": size, "kernel": kernel, "stride": stride, "pad": pad}
+    # Channel counts whose memory is not a whole number of KB (whole_kb).
+    channels = [c for c in CHANNELS if not whole_kb(c * output_size(size, kernel, stride, pad) ** 2)]
     if kind == "conv_layer":
-        c_in, filters = (int(v) for v in rng.choice(CHANNELS, size=2, replace=False))
+        filters = int(_pick(rng, channels))
+        c_in = int(_pick(rng, [c for c in CHANNELS if c != filters]))
         args = {"c_in": c_in, **args, "filters": filters, "bias": bias}
         args = {key: args[key] for key in ("c_in", "size", "filters", "kernel", "stride", "pad", "bias")}
         words.append("bias" if bias else "no bias")
         tags.append("bias" if bias else "no bias")
     elif kind == "pool_layer":
-        args = {"c_in": int(_pick(rng, CHANNELS)), **args}
+        args = {"c_in": int(_pick(rng, channels)), **args}
     return _case(kind, args, words, tags)
 
 
 def _draw_fc(rng, scenario):
-    small, large = int(rng.integers(2, 512)), int(rng.integers(512, 10_000))
+    # Output widths never a whole number of KB (whole_kb).
+    small = int(_pick(rng, [d for d in range(2, 512) if not whole_kb(d)]))
+    large = int(_pick(rng, [d for d in range(512, 10_000) if not whole_kb(d)]))
     if scenario == "narrowing":
         d_in, d_out = large, small
     elif scenario == "widening":
         d_in, d_out = small, large
     elif scenario == "square":
-        d_in = d_out = int(_pick(rng, (64, 128, 256, 512, 1000, 1024, 4096)))
+        d_in = d_out = int(_pick(rng, (64, 100, 128, 200, 500, 1000, 2000)))
     elif scenario == "single output":
         d_in, d_out = large, 1
     else:
         c, s = int(_pick(rng, CHANNELS)), int(rng.integers(2, 8))
-        d_in, d_out = c * s * s, int(_pick(rng, (10, 100, 1000, 4096)))
+        d_in, d_out = c * s * s, int(_pick(rng, (10, 100, 1000, 2000)))
     return _case("fc_layer", {"d_in": d_in, "d_out": d_out}, [scenario], [scenario])
 
 
