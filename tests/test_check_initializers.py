@@ -156,6 +156,8 @@ def test_every_draw_has_square_tall_wide_and_1x1_kernels_for_the_fans():
         kinds = {"1x1" if k == (1, 1) else "square" if k[0] == k[1] else "tall" if k[0] > k[1] else "wide"
                  for k in kernels}
         assert kinds == {"1x1", "square", "tall", "wide"}, (seed, kernels)
+        # Only the 1x1 case has a side of 1: on 1xK, c / kh * kw (a mutation tool's) is the right fan.
+        assert all(min(k) > 1 for k in kernels if k != (1, 1)), (seed, kernels)
 
 
 @pytest.mark.parametrize("name", list(ci.SCHEMES))

@@ -65,6 +65,18 @@ def test_every_draw_has_the_same_layout_and_shows_the_same_slips():
                 assert case["args"]["c_in"] > 1 and case["args"]["c_in"] != case["args"].get("filters"), case
 
 
+def test_no_layer_case_has_a_whole_number_of_kb_or_an_output_of_two():
+    # There `//` for `/` would give the right memory_kb, and `s ** s` the right `s * s`: a slip would pass on
+    # some seeds only (scripts/mutation.py found both).
+    for seed in SEEDS:
+        for case in qv.draw_quiz_cases(seed):
+            if case["kind"] in ("conv_layer", "pool_layer", "fc_layer"):
+                memory = qv.expected(case)["memory_kb"]
+                assert memory != int(memory), case
+            if "size" in case["args"] and "whole input" not in case["category"]:
+                assert qv.output_size(*(case["args"][k] for k in ("size", "kernel", "stride", "pad"))) >= 3, case
+
+
 def test_combinations_where_bugs_hide_appear():
     combos = {
         "conv_layer": [{"stride>1", "pad>0", "not divisible", "no bias"}, {"stride>1", "pad>0", "not divisible", "bias"},
