@@ -9,12 +9,18 @@ lost is containment, which these variants do not need: each is a solution with o
 ``CALL_SECONDS`` times out as in the sandbox.
 """
 import json
+import os
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
+from grader.sandbox.limits import THREADS_ENV
+
 CALL_SECONDS = 20
+# One thread, as in the sandbox's child: tools run a grade per core, and torch's threads would only contend (a
+# ResNet grade takes 10x longer on two threads beside another grade).
+os.environ.update(dict.fromkeys(THREADS_ENV, "1"))
 
 
 class _Skipped:

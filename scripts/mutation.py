@@ -2,6 +2,7 @@
 the grader graded per part is the test (a mutant is killed when its part loses points).
 
     .venv/bin/python scripts/mutation.py [--parts quiz initializers ...] [--jobs 2] [--seeds 10] [--sample N]
+    .venv/bin/python scripts/mutation.py --report [--parts ...] [--seeds 10]
     .venv/bin/python scripts/mutation.py --coverage [--parts ...] [--seed 0]
 
 cosmic-ray.toml names the files and the test; the mutants are cosmic-ray's (``cosmic-ray init``), kept in its
@@ -127,7 +128,7 @@ def run(args):
         done = {r[0]: r[1] for r in db.results}
         # A result counts for as many seeds as it was graded on: asking for more seeds grades it again.
         pending = [item for found in by_part.values() for item in found
-                   if item.job_id not in done or len(_scores(done[item.job_id])) < len(seeds)]
+                   if item.job_id not in done or len(_scores(done[item.job_id])) < len(seeds)] if not args.report else []
         with ProcessPoolExecutor(args.jobs, initializer=_limit_memory) as pool, \
                 tqdm(total=len(pending), desc="mutants", unit="mutant") as bar:
             futures = {pool.submit(test, item.mutations[0], seeds): item for item in pending}
@@ -205,6 +206,7 @@ def main():
     parser.add_argument("--sample", type=int, help="run this many mutants per file only")
     parser.add_argument("--session", type=Path, default=SESSION)
     parser.add_argument("--coverage", action="store_true", help="measure branch coverage instead")
+    parser.add_argument("--report", action="store_true", help="report the session's results so far; run nothing")
     args = parser.parse_args()
     return coverage(args) if args.coverage else run(args)
 

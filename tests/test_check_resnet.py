@@ -180,7 +180,7 @@ def test_a_detached_shortcut_loses_only_the_training_steps():
     # Where the shortcut is a projection its weights get no gradient; where it is the identity, the input's is off.
     assert basic["BasicBlock 8->8, stride left out (default 1), channels kept (identity), training step (loss."
                  "backward(): gradients, input left unchanged)"] \
-        == "the gradient of the input x is off: max relative error over the tolerance (1e-03)"
+        == "the gradient of the input x is off: max relative error over the tolerance (1e-05)"
     assert sum(message.startswith("no gradient reached downsample.0.weight: something cuts its path to the loss")
                for message in basic.values()) == 4, basic
     networks = failures(outcomes[NETWORKS])
