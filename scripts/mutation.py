@@ -1,7 +1,7 @@
 """The grader's strength, measured by a mutation tool: cosmic-ray makes the mutants of the reference solutions,
 the grader graded per part is the test (a mutant is killed when its part loses points).
 
-    .venv/bin/python scripts/mutation.py [--parts quiz initializers ...] [--jobs 2] [--seeds 10] [--sample N]
+    .venv/bin/python scripts/mutation.py [--parts quiz initializers ...] [--jobs 2] [--seeds 10] [--sample N] [--again]
     .venv/bin/python scripts/mutation.py --report [--parts ...] [--seeds 10]
     .venv/bin/python scripts/mutation.py --coverage [--parts ...] [--seed 0]
 
@@ -116,12 +116,26 @@ def _limit_memory():
     resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
 
 
+def forget(session, parts):
+    """Drop the results of ``parts``' mutants, so that they are graded again (the grader changed)."""
+    import sqlite3
+
+    if not session.exists():
+        return
+    with sqlite3.connect(session) as db:
+        for part in parts:
+            db.execute("DELETE FROM work_results WHERE job_id IN (SELECT job_id FROM mutation_specs WHERE "
+                       "module_path LIKE ?)", (f"%{PARTS[part]}",))
+
+
 def run(args):
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome
     from tqdm import tqdm
 
     args.session.parent.mkdir(exist_ok=True)
+    if args.again:
+        forget(args.session, args.parts)
     seeds = tuple(range(args.seeds))
     with use_db(str(args.session), WorkDB.Mode.create) as db:
         by_part = chosen(work_items(db), args.parts, args.sample)
@@ -207,6 +221,8 @@ def main():
     parser.add_argument("--session", type=Path, default=SESSION)
     parser.add_argument("--coverage", action="store_true", help="measure branch coverage instead")
     parser.add_argument("--report", action="store_true", help="report the session's results so far; run nothing")
+    parser.add_argument("--again", action="store_true",
+                        help="grade the parts' mutants again, their results so far dropped (after a grader change)")
     args = parser.parse_args()
     return coverage(args) if args.coverage else run(args)
 
