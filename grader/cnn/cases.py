@@ -15,6 +15,7 @@ Each case is a dict: ``category`` (words a student may see: stride, pad, kernel 
 never values), ``inputs`` (name -> array) and ``params`` (the layer's parameter dict). ``strata(kind, case)``
 reads the strata of ``STRATA`` off a case's arrays, so a test can prove that the layout covers them all.
 """
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,25 +81,63 @@ def _out(size, kernel, stride, pad=0):
     return 1 + (size + 2 * pad - kernel) // stride
 
 
+# The output-size rule ``1 + (size + 2 * pad - kernel) // stride`` with one of its five operators replaced by
+# another: a slip, or a mutation tool's variant. Sizes are drawn where they give another size than the rule's,
+# on every axis where the window lets them, so such a variant fails the same cases on every seed. (The same for
+# the crop of dx out of the padded gradient: ``_crops_shown``.)
+OPERATORS = (operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv, operator.mod,
+             operator.pow, operator.or_, operator.and_, operator.xor, operator.lshift, operator.rshift)
+RULE = (operator.add, operator.add, operator.mul, operator.sub, operator.floordiv)
+
+
+def _rule(size, kernel, stride, pad, ops=RULE):
+    add_one, add_pad, twice, less_kernel, per_stride = ops
+    return add_one(1, per_stride(less_kernel(add_pad(size, twice(2, pad)), kernel), stride))
+
+
+VARIANTS = [RULE[:i] + (op,) + RULE[i + 1:] for i in range(len(RULE)) for op in OPERATORS if op is not RULE[i]]
+
+
+def _variants_shown(size, kernel, stride, pad):
+    """Which VARIANTS give another output size than the rule (or fail) here."""
+    exact = _out(size, kernel, stride, pad)
+    shown = []
+    for ops in VARIANTS:
+        try:
+            value = _rule(size, kernel, stride, pad, ops)
+        except (ArithmeticError, ValueError):   # a division by 0, a negative shift: it fails, so it shows
+            value = None
+        shown.append(type(value) is not int or value != exact)   # a float size fails too
+    return tuple(shown)
+
+
+def _crops_shown(size, pad):
+    """Which operators in place of the ``+`` of the crop ``dxp[P:P + size]`` (a backward taking dx out of the
+    padded gradient) keep some other length than ``size`` here."""
+    return tuple(len(range(size + 2 * pad)[pad:op(pad, size)]) != size
+                 for op in OPERATORS if op is not operator.add and op is not operator.truediv)
+
+
 def _orientation(h, w):
     return "square" if h == w else ("tall" if h > w else "wide")
 
 
-def _distinct_counts(rng, ones, n):
-    """``n`` counts, pairwise different: 1 where ``ones`` says so, the others drawn from COUNTS."""
-    others = [int(v) for v in rng.permutation(COUNTS)]
+def _distinct_counts(rng, ones, n, avoid=()):
+    """``n`` counts, pairwise different: 1 where ``ones`` says so, the others drawn from COUNTS less ``avoid``."""
+    others = [int(v) for v in rng.permutation([count for count in COUNTS if count not in avoid])]
     return [1 if one else others.pop() for one in ones[:n]]
 
 
 def _input_size(rng, window):
-    """(H, W) of the window's orientation, both above 1, each giving at least two output positions, and both
-    spans divisible by the stride or neither (``window.divides``). The two output sizes differ, and either
-    side put in place of the other changes them (a mix-up of H and W always shows)."""
+    """(H, W) of the window's orientation, both above 1, each giving at least three output positions (with two,
+    ``i & 1`` for ``i * 1`` goes unseen), and both spans divisible by the stride or neither (``window.divides``).
+    The two output sizes differ, and either side put in place of the other changes them (a mix-up of H and W
+    always shows)."""
     (kh, kw), s, p = window.kernel, window.stride, window.pad
     fits = []
     for h in range(2, MAX_SIZE + 1):
         for w in range(2, MAX_SIZE + 1):
-            if h == w or (h > w) != window.taller or min(_out(h, kh, s, p), _out(w, kw, s, p)) < 2 \
+            if h == w or (h > w) != window.taller or min(_out(h, kh, s, p), _out(w, kw, s, p)) < 3 \
                     or _out(h, kh, s, p) == _out(w, kw, s, p) \
                     or _out(h, kh, s, p) == _out(w, kh, s, p) or _out(w, kw, s, p) == _out(h, kw, s, p):
                 continue
@@ -112,6 +151,11 @@ def _input_size(rng, window):
     # sizes that fit, only those where it does as often as it can, on the same axes.
     best = max(_far_padding(h, w, window) for h, w in fits)
     fits = [(h, w) for h, w in fits if _far_padding(h, w, window) == best]
+    # And of those, the ones where the variants of the output-size rule show as often as they can, the same ones.
+    shown = {(h, w): _variants_shown(h, kh, s, p) + _variants_shown(w, kw, s, p) + _crops_shown(h, p)
+             + _crops_shown(w, p) for h, w in fits}
+    best = max(shown.values(), key=lambda found: (sum(found), found))
+    fits = [size for size in fits if shown[size] == best]
     return fits[int(rng.integers(len(fits)))]
 
 
@@ -160,7 +204,8 @@ def conv_case(rng, window):
 
 def pool_case(rng, window, ties=False):
     ph, pw = window.kernel
-    n, c = _distinct_counts(rng, [window.one_batch, window.one_channel], 2)
+    # No count equal to the window's size: an argmax over the channels would then fit where the window's belongs.
+    n, c = _distinct_counts(rng, [window.one_batch, window.one_channel], 2, avoid=(ph * pw,))
     h, w = _input_size(rng, window)
     shape, size, s = (n, c, h, w), max(ph, pw), window.stride
     overlap = "overlapping windows" if s < size else ("windows side by side" if s == size else "gaps")
