@@ -193,7 +193,7 @@ def _keyword_cases(rng):
     their defaults) and given at its edges. [(kind, label, the case the call means, the call's keywords)]"""
     cases = []
     for kind in ("conv_output_size", "pool_output_size", "conv_layer", "pool_layer"):
-        base = qv.draw_window(rng, kind, qv.KEYWORD_SCENARIO, bias=False)
+        base = qv.draw_window(rng, kind, qv.KEYWORD_SCENARIO, bias=False, keywords=True)
         keywords = behaviours.KEYWORDS[kind]
         given = {kw.name: base["args"][kw.name] for kw in keywords}
         for kw in keywords:
