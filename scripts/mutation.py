@@ -141,8 +141,8 @@ def run(args):
         by_part = chosen(work_items(db), args.parts, args.sample)
         done = {r[0]: r[1] for r in db.results}
         # A result counts for as many seeds as it was graded on: asking for more seeds grades it again.
-        pending = [item for found in by_part.values() for item in found
-                   if item.job_id not in done or len(_scores(done[item.job_id])) < len(seeds)] if not args.report else []
+        pending = [] if args.report else [item for found in by_part.values() for item in found
+                                          if item.job_id not in done or len(_scores(done[item.job_id])) < len(seeds)]
         with ProcessPoolExecutor(args.jobs, initializer=_limit_memory) as pool, \
                 tqdm(total=len(pending), desc="mutants", unit="mutant") as bar:
             futures = {pool.submit(test, item.mutations[0], seeds): item for item in pending}

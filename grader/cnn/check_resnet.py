@@ -449,7 +449,8 @@ def _fc_verdict(state):
         ok, message = False, "fc.bias is not spread within 1/sqrt(in_features) as nn.Linear draws it"
     elif not ok:
         message = f"fc.weight: {message}"
-    return ok, "" if ok else f"{message} (leave fc as nn.Linear initialises it: re-initialise convs and BatchNorms only)"
+    return ok, "" if ok else (f"{message} (leave fc as nn.Linear initialises it: re-initialise convs and BatchNorms "
+                              "only)")
 
 
 def _bn_verdict(state, zeros):
