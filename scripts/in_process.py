@@ -57,6 +57,7 @@ class InProcessChild:
         previous = signal.signal(signal.SIGALRM, _timeout)
         signal.setitimer(signal.ITIMER_REAL, min(seconds, CALL_SECONDS))
         try:
+            command = json.loads(json.dumps(command))   # fresh objects, as the child reads them (`is` tells)
             if command.get("import"):
                 reply = self.runner.import_module()
             else:

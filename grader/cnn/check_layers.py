@@ -398,7 +398,8 @@ def _plan_bn_behaviours(plan, forward, case):
             call(kw.edge(value), "train", {**full, kw.name: value},
                  f"(a {kw.name} given is used, {value!r} included: bn_param.get(key, default), not `or`)")
     call(behaviours.PROMISES[forward]["test without statistics"], "test", {"eps": full["eps"]})
-    plan.call("builtin:dict", mode={"v": "eval"}, **{k: plan.array(v) if isinstance(v, np.ndarray) else {"v": v}
+    # "validation": it sorts after "train" and "test", so a comparison other than == lets it through.
+    plan.call("builtin:dict", mode={"v": "validation"}, **{k: plan.array(v) if isinstance(v, np.ndarray) else {"v": v}
                                                      for k, v in full.items()}, save="badmode_param")
     plan.call(forward, *(plan.array(a) for a in (x, gamma, beta)), {"var": "badmode_param"}, id="badmode", pick=0)
 
