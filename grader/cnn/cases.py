@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grader.cnn import size_rule
+
 STRATA = {
     "conv": ["square kernel", "tall kernel", "wide kernel", "input taller than wide", "input wider than tall",
              "pad 0", "pad > 0", "pad at least the kernel", "the last window reaches the far padding", "stride 1", "stride > 1", "stride divides the size",
@@ -81,41 +83,20 @@ def _out(size, kernel, stride, pad=0):
     return 1 + (size + 2 * pad - kernel) // stride
 
 
-# The output-size rule ``1 + (size + 2 * pad - kernel) // stride`` with one of its five operators replaced by
-# another: a slip, or a mutation tool's variant. Sizes are drawn where they give another size than the rule's,
-# on every axis where the window lets them, so such a variant fails the same cases on every seed. (The same for
-# the crop of dx out of the padded gradient: ``_crops_shown``.)
-OPERATORS = (operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv, operator.mod,
-             operator.pow, operator.or_, operator.and_, operator.xor, operator.lshift, operator.rshift)
+# The output-size rule as size_rule reads it: size_rule.shown gives its variants that show on a size.
 RULE = (operator.add, operator.add, operator.mul, operator.sub, operator.floordiv)
 
 
-def _rule(size, kernel, stride, pad, ops=RULE):
+def _rule(ops, size, kernel, stride, pad):
     add_one, add_pad, twice, less_kernel, per_stride = ops
     return add_one(1, per_stride(less_kernel(add_pad(size, twice(2, pad)), kernel), stride))
-
-
-VARIANTS = [RULE[:i] + (op,) + RULE[i + 1:] for i in range(len(RULE)) for op in OPERATORS if op is not RULE[i]]
-
-
-def _variants_shown(size, kernel, stride, pad):
-    """Which VARIANTS give another output size than the rule (or fail) here."""
-    exact = _out(size, kernel, stride, pad)
-    shown = []
-    for ops in VARIANTS:
-        try:
-            value = _rule(size, kernel, stride, pad, ops)
-        except (ArithmeticError, ValueError):   # a division by 0, a negative shift: it fails, so it shows
-            value = None
-        shown.append(type(value) is not int or value != exact)   # a float size fails too
-    return tuple(shown)
 
 
 def _crops_shown(size, pad):
     """Which operators in place of the ``+`` of the crop ``dxp[P:P + size]`` (a backward taking dx out of the
     padded gradient) keep some other length than ``size`` here."""
     return tuple(len(range(size + 2 * pad)[pad:op(pad, size)]) != size
-                 for op in OPERATORS if op is not operator.add and op is not operator.truediv)
+                 for op in size_rule.OPERATORS if op is not operator.add and op is not operator.truediv)
 
 
 def _orientation(h, w):
@@ -152,8 +133,8 @@ def _input_size(rng, window):
     best = max(_far_padding(h, w, window) for h, w in fits)
     fits = [(h, w) for h, w in fits if _far_padding(h, w, window) == best]
     # And of those, the ones where the variants of the output-size rule show as often as they can, the same ones.
-    shown = {(h, w): _variants_shown(h, kh, s, p) + _variants_shown(w, kw, s, p) + _crops_shown(h, p)
-             + _crops_shown(w, p) for h, w in fits}
+    shown = {(h, w): size_rule.shown(_rule, RULE, h, kh, s, p) + size_rule.shown(_rule, RULE, w, kw, s, p)
+             + _crops_shown(h, p) + _crops_shown(w, p) for h, w in fits}
     best = max(shown.values(), key=lambda found: (sum(found), found))
     fits = [size for size in fits if shown[size] == best]
     return fits[int(rng.integers(len(fits)))]

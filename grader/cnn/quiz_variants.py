@@ -18,7 +18,11 @@ Each case is a dict:
 ``expected(case)`` is the oracle: the lecture's closed forms, written here again on purpose, independent of
 solutions/ (nothing is imported from there).
 """
+import operator
+
 import numpy as np
+
+from grader.cnn import size_rule
 
 KINDS = ("conv_output_size", "pool_output_size", "conv_layer", "pool_layer", "fc_layer")
 BYTES_PER_ELEMENT = 4
@@ -158,11 +162,14 @@ SIZE_SLIPS = [
     (lambda size, k, s, p: (size + 2 * p - k) // s, "it looks like the + 1 is missing"),
     (lambda size, k, s, p: (size - 2 * p - k) // s + 1, "it looks like the padding is subtracted"),
     (lambda size, k, s, p: (size + 2 * p - k + 1) // s, "check the order of operations: (W - K + 2P) // S + 1"),
-    # Not slips a student is known to make, but formulas that agree with the rule on some sizes only (a mutation
-    # tool's): drawn away from those sizes, they cost the same on every seed.
-    (lambda size, k, s, p: (size // k + 2 * p) // s + 1, "check the order of operations: (W - K + 2P) // S + 1"),
-    (lambda size, k, s, p: (size % k + 2 * p) // s + 1, "check the order of operations: (W - K + 2P) // S + 1"),
 ]
+# The rule as quiz.py's solution writes it, for size_rule: its variants (an operator replaced) show too.
+RULE = (operator.sub, operator.add, operator.mul, operator.floordiv, operator.add)
+
+
+def _rule(ops, size, kernel, stride, pad):
+    less_kernel, add_pad, twice, per_stride, add_one = ops
+    return add_one(per_stride(add_pad(less_kernel(size, kernel), twice(2, pad)), stride), 1)
 
 
 def _pick(rng, options):
@@ -170,9 +177,10 @@ def _pick(rng, options):
 
 
 def _shown(size, kernel, stride, pad):
-    """Which slips of SIZE_SLIPS give a wrong size here."""
+    """Which slips of SIZE_SLIPS, and which variants of the rule, give a wrong size here."""
     exact = output_size(size, kernel, stride, pad)
-    return tuple(slip(size, kernel, stride, pad) != exact for slip, _ in SIZE_SLIPS)
+    return tuple(slip(size, kernel, stride, pad) != exact for slip, _ in SIZE_SLIPS) \
+        + size_rule.shown(_rule, RULE, size, kernel, stride, pad)
 
 
 def whole_kb(elements):
@@ -265,19 +273,21 @@ def draw_window(rng, kind, scenario, bias=None, keywords=False):
 
 
 def _draw_fc(rng, scenario):
-    # Output widths never a whole number of KB (whole_kb).
-    small = int(_pick(rng, [d for d in range(2, 512) if not whole_kb(d)]))
-    large = int(_pick(rng, [d for d in range(512, 10_000) if not whole_kb(d)]))
+    # Output widths never a whole number of KB (whole_kb); input widths odd, so that the weights' count d_in *
+    # d_out has d_out's lowest bit: a | or ^ for the + of the bias never gives the right count.
+    small, large = (int(_pick(rng, [d for d in range(low, high) if not whole_kb(d)])) for low, high in
+                    ((2, 512), (512, 10_000)))
+    odd_small, odd_large = small | 1, large | 1
     if scenario == "narrowing":
-        d_in, d_out = large, small
+        d_in, d_out = odd_large, small
     elif scenario == "widening":
-        d_in, d_out = small, large
+        d_in, d_out = odd_small, large
     elif scenario == "square":
-        d_in = d_out = int(_pick(rng, (64, 100, 128, 200, 500, 1000, 2000)))
+        d_in = d_out = int(_pick(rng, (63, 99, 127, 255, 501, 999, 2047)))
     elif scenario == "single output":
-        d_in, d_out = large, 1
+        d_in, d_out = odd_large, 1
     else:
-        c, s = int(_pick(rng, CHANNELS)), int(rng.integers(2, 8))
+        c, s = int(_pick(rng, [c for c in CHANNELS if c % 2])), int(rng.integers(2, 8)) | 1
         d_in, d_out = c * s * s, int(_pick(rng, (10, 100, 1000, 2000)))
     return _case("fc_layer", {"d_in": d_in, "d_out": d_out}, [scenario], [scenario])
 
