@@ -15,6 +15,7 @@ Each case is a dict: ``category`` (words a student may see: stride, pad, kernel 
 never values), ``inputs`` (name -> array) and ``params`` (the layer's parameter dict). ``strata(kind, case)``
 reads the strata of ``STRATA`` off a case's arrays, so a test can prove that the layout covers them all.
 """
+import functools
 import operator
 from dataclasses import dataclass
 
@@ -110,6 +111,12 @@ def _distinct_counts(rng, ones, n, avoid=()):
 
 
 def _input_size(rng, window):
+    """(H, W) for a case of ``window``: one of ``_sizes(window)``, drawn."""
+    return _sizes(window)[int(rng.integers(len(_sizes(window))))]
+
+
+@functools.lru_cache(maxsize=None)   # a pure function of the window, asked once per case
+def _sizes(window):
     """(H, W) of the window's orientation, both above 1, each giving at least three output positions (with two,
     ``i & 1`` for ``i * 1`` goes unseen), and both spans divisible by the stride or neither (``window.divides``).
     The two output sizes differ, and either side put in place of the other changes them (a mix-up of H and W
@@ -136,8 +143,7 @@ def _input_size(rng, window):
     shown = {(h, w): size_rule.shown(_rule, RULE, h, kh, s, p) + size_rule.shown(_rule, RULE, w, kw, s, p)
              + _crops_shown(h, p) + _crops_shown(w, p) for h, w in fits}
     best = max(shown.values(), key=lambda found: (sum(found), found))
-    fits = [size for size in fits if shown[size] == best]
-    return fits[int(rng.integers(len(fits)))]
+    return [size for size in fits if shown[size] == best]
 
 
 def _far_padding(h, w, window):

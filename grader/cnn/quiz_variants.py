@@ -18,6 +18,7 @@ Each case is a dict:
 ``expected(case)`` is the oracle: the lecture's closed forms, written here again on purpose, independent of
 solutions/ (nothing is imported from there).
 """
+import functools
 import operator
 
 import numpy as np
@@ -189,6 +190,7 @@ def whole_kb(elements):
     return elements * BYTES_PER_ELEMENT % BYTES_PER_KB == 0
 
 
+@functools.lru_cache(maxsize=None)   # a pure function of the scenario, asked once per case
 def sizes(kernel, stride, pad, divisible):
     """The sizes up to MAX_SIZE with the wanted divisibility that show the most slips, all the same ones:
     whichever is drawn, a slip shows on it or on none of them. Their output has three positions at least (on 2,
