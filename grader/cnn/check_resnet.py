@@ -53,6 +53,7 @@ SHAPES = {"basic": [(1, 1, None), (1, 2, 1), (2, 1, 1), (1, 1, 2), (1, 2, 2)],
           "bottleneck": [(4, 1, None), (2, 1, 1), (8, 1, 1), (4, 1, 2), (4, 2, 2)]}
 SHAPES["preact"] = SHAPES["basic"]
 BAD_STEMS = ("CIFAR", "ImageNet", "resnet", "mnist")
+WIDTHS_ERRORS = {"shorter": [8], "longer": [8, 16, 32]}   # widths of another length than layers [1, 1]
 NETWORK_TEST, INIT_TEST = "ResNet networks", "init and zero_init_residual"
 NUMBER = {name: number for number, name, _ in PARTS["resnet"][1]}
 # Every factory of the contract, its names and parameter count checked (constructed only; never run), with
@@ -279,7 +280,8 @@ def _run(source, rng, limits):
     # The documented errors: built with a stem that does not exist, and with widths of another length.
     small = [{"fn": "ResNet"}, {"fn": "BasicBlock"}, {"v": [1, 1]}]
     p.call("builtin:built", *small, widths={"v": [8, 16]}, stem={"v": str(rng.choice(BAD_STEMS))}, id="error stem")
-    p.call("builtin:built", *small, widths={"v": [[8], [8, 16, 32]][int(rng.integers(2))]}, id="error widths")
+    for what, widths in WIDTHS_ERRORS.items():   # shorter and longer: a < or > for != fails one of them
+        p.call("builtin:built", *small, widths={"v": widths}, id=f"error widths {what}")
 
     # Networks run with the grader's weights
     # (label, its name in a message, what is built, its arguments, its layout, the input's shape)
@@ -292,8 +294,10 @@ def _run(source, rng, limits):
             ("ResNet(PreActBlock, [1, 1], widths=(8, 16), num_classes=5) forward", "this network", "ResNet",
              [{"fn": "PreActBlock"}, {"v": [1, 1]}], {"widths": {"v": [8, 16]}, "num_classes": {"v": 5}},
              layout.ArchSpec("preact", (1, 1), (8, 16), "cifar", 5), (2, 3, 8, 8)),
-            ("ResNet(Bottleneck, [1, 1], widths=(4, 8), num_classes=5) forward", "this network", "ResNet",
-             [{"fn": "Bottleneck"}, {"v": [1, 1]}], {"widths": {"v": [4, 8]}, "num_classes": {"v": 5}},
+            # The cifar stem given, not left out: a string from the caller, not the default's interned literal.
+            ("ResNet(Bottleneck, [1, 1], widths=(4, 8), num_classes=5, stem='cifar') forward", "this network",
+             "ResNet", [{"fn": "Bottleneck"}, {"v": [1, 1]}], {"widths": {"v": [4, 8]}, "num_classes": {"v": 5},
+                                                              "stem": {"v": "cifar"}},
              layout.ArchSpec("bottleneck", (1, 1), (4, 8), "cifar", 5), (2, 3, 8, 8)),
             ("ResNet(PreActBlock, [1, 1], widths=(8, 16), stem='imagenet') forward, num_classes left out "
              "(default 10)", "this network", "ResNet",
@@ -381,8 +385,11 @@ def check(files, rng, limits, names):
                                *_blamed(_shapes_verdict(p.answer("widths"), layout.state_dict_shapes(
                                    layout.ArchSpec("basic", tuple(layers), num_classes=num_classes))),
                                    _cause(outcomes, "this network", "basic")))
-    for what, label in behaviours.RESNET["errors"]["ResNet"].items():
-        behaviours.add_error(outcomes[NETWORK_TEST], f"ResNet: {label}", p.answer(f"error {what}"))
+    errors = behaviours.RESNET["errors"]["ResNet"]
+    behaviours.add_error(outcomes[NETWORK_TEST], f"ResNet: {errors['stem']}", p.answer("error stem"))
+    for what in WIDTHS_ERRORS:
+        behaviours.add_error(outcomes[NETWORK_TEST], f"ResNet: {errors['widths']} (widths {what})",
+                             p.answer(f"error widths {what}"))
 
     _init_verdicts(p, zero_specs, outcomes[INIT_TEST])
     return {name: outcomes.get(name) for name in names}
