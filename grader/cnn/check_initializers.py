@@ -45,7 +45,8 @@ SCHEMES = {   # name: (family, uniform?)
 }
 GAINS = {"linear": 1.0, "sigmoid": 1.0, "relu": math.sqrt(2.0), "tanh": 5.0 / 3.0}
 # Both sides above 1 (the 1x1 case aside): on a 1xK kernel a wrong fan such as c / kh * kw equals c * kh * kw.
-KERNELS = [(3, 3), (5, 5), (7, 7), (3, 5), (5, 3), (2, 5), (5, 2), (2, 2)]
+# Both odd: with F + C odd, the fans' sum is odd, so a fan_avg floored by // is off.
+KERNELS = [(3, 3), (5, 5), (7, 7), (3, 5), (5, 3), (3, 7), (7, 3)]
 # Kaiming's nonlinearity given, per mode: each gain far from relu's (leaky_relu's is within 0.005 % of it).
 OTHER_NONLINEARITIES = {"fan_in": "tanh", "fan_out": "linear", "fan_avg": "sigmoid"}
 # The 4-D weight of each initializer's cases: a tall or a wide kernel (a square one would hide a KH/KW slip).
