@@ -9,7 +9,7 @@ numeric arrays, exchanged as .npz bytes read with ``allow_pickle=False``: nothin
 
 ``close()`` ends the child; ``close_all()`` ends every oracle child still running. ``memoise()`` makes this process
 keep every answer by its call's bytes, for tools that grade many variants of one submission on the same cases
-(scripts/mutation.py): an answer already known costs no child. grade.py calls it after each
+(scripts/in_process.py): an answer already known costs no child. grade.py calls it after each
 part, so a part's oracle never outlives the part, and a checker whose student child loads torch too (resnet)
 closes its oracle before running that child: at most one torch process lives at a time.
 """
@@ -32,7 +32,8 @@ CPU_SECONDS = 600         # a runaway oracle ends; a whole grade's oracles take 
 ADDRESS_SPACE = 8 << 30   # virtual memory: torch reserves far more than it touches
 HEADER = struct.Struct(">Q")
 _alive = []
-_memo = None   # {call's bytes: value} once memoise() is called
+_memo = {}          # {call's bytes: packed value}, kept while memoise() is on
+_memoising = False
 
 
 class OracleError(RuntimeError):
@@ -121,7 +122,7 @@ class Oracle:
 
     def call(self, function, *args, **kwargs):
         request = [function, list(args), kwargs]
-        key = _memo is not None and (self.module, pack(request))
+        key = _memoising and (self.module, pack(request))
         if key and key in _memo:
             return unpack(_memo[key])
         if self.proc is None:
@@ -170,10 +171,12 @@ def close_all():
         oracle.close()
 
 
-def memoise():
-    """Keep every oracle answer in this process from now on, by its call's bytes (oracles are deterministic)."""
-    global _memo
-    _memo = {} if _memo is None else _memo
+def memoise(on=True):
+    """Keep (and reuse) every oracle answer in this process while on, by its call's bytes (oracles are
+    deterministic); answers kept stay for the next time it is on. Returns whether it was on."""
+    global _memoising
+    was, _memoising = _memoising, on
+    return was
 
 
 def serve(module):

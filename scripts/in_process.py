@@ -76,12 +76,13 @@ class InProcessChild:
             sys.path.remove(self.folder)
 
 
-def _memoise():
+def _memoise(on):
+    """Turn the oracles' memo on or off; whether it was on (False where this grader has none)."""
     try:
         from grader.oracle import memoise
     except ImportError:   # a checkout from before the oracles ran in children: nothing to memoise
-        return
-    memoise()
+        return False
+    return memoise(on)
 
 
 def grade_once(job):
@@ -94,7 +95,6 @@ def grade_once(job):
     from grader.plan import Plan
     from grader.sandbox import Limits, runner
 
-    _memoise()
     part, file, source, seed, functions = job
     run, child, ran = Plan.run, runner.Child, set()
 
@@ -105,6 +105,7 @@ def grade_once(job):
         plan.result = _Skipped()
         return plan.result
     Plan.run, runner.Child = selective, InProcessChild
+    memoised = _memoise(True)
     # Time limits far above the grader's: on a loaded machine a timeout would move a score, not the seed.
     limits = Limits(wall_seconds=600, call_seconds=60, import_seconds=120, hang_seconds=120, part_seconds=600)
     try:
@@ -113,4 +114,5 @@ def grade_once(job):
             tests, _ = grade(folder, parts=[part], seed=seed, limits=limits, log=lambda message: None)
     finally:
         Plan.run, runner.Child = run, child
+        _memoise(memoised)
     return {t.number: t.score for t in tests if functions is None or t.name in ran}

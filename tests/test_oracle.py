@@ -50,6 +50,22 @@ def test_close_all_ends_every_child():
     assert [c.returncode for c in children] == [0, 0] and first.proc is second.proc is None
 
 
+def test_a_memoised_answer_starts_no_child_and_memoising_ends():
+    x = np.arange(6.0).reshape(2, 3)
+    was = oracle.memoise(True)
+    try:
+        with oracle.Oracle("grader.cnn.oracles.layers") as first:
+            answer = first.batchnorm_running_stats(x, np.zeros(3), np.ones(3))
+        second = oracle.Oracle("grader.cnn.oracles.layers")
+        again = second.batchnorm_running_stats(x, np.zeros(3), np.ones(3))
+        assert second.proc is None and all(np.array_equal(a, b) for a, b in zip(answer, again))
+    finally:
+        oracle.memoise(was)
+    with oracle.Oracle("grader.cnn.oracles.layers") as third:   # off again: a child answers
+        third.batchnorm_running_stats(x, np.zeros(3), np.ones(3))
+        assert third.proc is not None
+
+
 @pytest.mark.parametrize("membership, files, expected", [
     ("0::/course/job\n", {"course/cpu.max": "50000 100000", "course/job/cpu.max": "max 100000"}, 0.5),
     ("0::/\n", {"cpu.max": "150000 100000"}, 1.5),
