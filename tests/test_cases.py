@@ -41,7 +41,8 @@ def test_sizes_and_values_still_vary_between_seeds(kind):
     # ties cases: a size or two each, and counts apart from the window's size).
     drawn = draws(kind)[:20]
     shapes = {tuple(tuple(c["inputs"]["x"].shape) for c in cases_) for cases_ in drawn}
-    assert len(shapes) >= (8 if kind == "ties" else 15), f"only {len(shapes)} distinct draws of {kind} shapes in 20 seeds"
+    assert len(shapes) >= (8 if kind == "ties" else 15), \
+        f"only {len(shapes)} distinct draws of {kind} shapes in 20 seeds"
     first_values = {cases_[0]["inputs"]["x"].tobytes() for cases_ in drawn}
     assert len(first_values) == 20
 
