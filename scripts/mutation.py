@@ -69,6 +69,11 @@ def _points(part):
     return sum(points for _, _, points in POINTS[part][1])
 
 
+def _lost(part, score):
+    """Whether ``score`` is below the part's full marks."""
+    return score < _points(part) - 1e-9
+
+
 def test(spec, seeds=(0,)):
     """cosmic-ray's WorkResult for one mutant: its part graded on each of ``seeds``; killed when it loses points
     on any. The output is JSON: {"scores": the part's score per seed}."""
@@ -82,7 +87,7 @@ def test(spec, seeds=(0,)):
     diff = "\n".join(_make_diff((REPO / spec.module_path).read_text(), mutated, spec.module_path))
     part, file = _part(spec), Path(spec.module_path).name
     scores = [round(sum(grade_once((part, file, mutated, seed, None)).values()), 4) for seed in seeds]
-    killed = min(scores) < _points(part) - 1e-9
+    killed = _lost(part, min(scores))
     return WorkResult(worker_outcome=WorkerOutcome.NORMAL, diff=diff,
                       test_outcome=TestOutcome.KILLED if killed else TestOutcome.SURVIVED,
                       output=json.dumps({"scores": scores}))
@@ -150,16 +155,15 @@ def run(args):
                 db.set_result(futures[future].job_id, future.result())
                 done[futures[future].job_id] = future.result()
                 bar.update()
-        survivors, moving, largest = [], [], 0.0
+        survivors, moving = [], []
         for part, found in by_part.items():
             results = [done[item.job_id] for item in found if item.job_id in done]
             killed = [r for r in results if r.test_outcome == TestOutcome.KILLED]
-            every = [r for r in killed if max(_scores(r)[:len(seeds)]) < _points(part) - 1e-9]
+            every = [r for r in killed if _lost(part, max(_scores(r)[:len(seeds)]))]
             survived = [item for item in found if item.job_id in done
                         and done[item.job_id].test_outcome == TestOutcome.SURVIVED]
             other = len(results) - len(killed) - len(survived)
             spreads = [(max(s) - min(s), r) for r in killed for s in [_scores(r)[:len(seeds)]]]
-            largest = max([largest] + [spread for spread, _ in spreads])
             moving += [r for spread, r in spreads if spread > LIMIT]
             print(f"{PARTS[part]}: {len(found)} mutants, {len(killed)} killed ({len(every)} on every one of "
                   f"{len(seeds)} seeds), {len(survived)} survived"

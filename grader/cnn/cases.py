@@ -112,7 +112,8 @@ def _distinct_counts(rng, ones, n, avoid=()):
 
 def _input_size(rng, window):
     """(H, W) for a case of ``window``: one of ``_sizes(window)``, drawn."""
-    return _sizes(window)[int(rng.integers(len(_sizes(window))))]
+    fits = _sizes(window)
+    return fits[int(rng.integers(len(fits)))]
 
 
 @functools.lru_cache(maxsize=None)   # a pure function of the window, asked once per case

@@ -247,15 +247,15 @@ def draw_window(rng, kind, scenario, bias=None, keywords=False):
     """One case of ``scenario``. ``keywords``: the case is also asked with stride and pad at their defaults (1,
     0; check_quiz's keyword cases), so its memory is no whole number of KB in any of those geometries either."""
     kernel, stride, pad, divisible = scenario
+    geometries = [(s, p) for s in (stride, 1) for p in (pad, 0)] if keywords else [(stride, pad)]
     if kernel is None:   # global pooling
         size = int(rng.integers(2, 15))
         kernel = size
     else:
         fits = sizes(kernel, stride, pad, divisible)
         if keywords:
-            fits = [n for n in fits if all(output_size(n, kernel, s, p) % 16 for s in (stride, 1) for p in (pad, 0))]
+            fits = [n for n in fits if all(output_size(n, kernel, s, p) % 16 for s, p in geometries)]
         size = int(_pick(rng, fits))
-    geometries = [(s, p) for s in (stride, 1) for p in (pad, 0)] if keywords else [(stride, pad)]
     # Channel counts whose memory is not a whole number of KB (whole_kb).
     channels = [c for c in CHANNELS
                 if not any(whole_kb(c * output_size(size, kernel, s, p) ** 2) for s, p in geometries)]
