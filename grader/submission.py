@@ -19,6 +19,9 @@ from pathlib import Path, PurePosixPath
 from grader.cnn.rules import MAX_CHECKPOINT_BYTES, MAX_SOURCE_BYTES
 from grader.text import clean_text
 
+# Where a file may sit in an upload (the reason a deeper one was not graded).
+DEPTH_RULE = "only the top level of the upload and one folder deep are graded"
+
 
 @dataclass
 class Submission:
@@ -54,16 +57,23 @@ def _pick(candidates, allowed):
             found.setdefault(parts[-1], []).append((len(parts), -when, clean_text(path, 100), size, read))
     files, skipped, notes = {}, {}, {}
     for name, places in found.items():
-        depth, _, path, size, read = min(places, key=lambda place: place[:3])
-        if depth > 2:
-            skipped[name] = (f"{name} was found at {path}, {depth - 1} folders deep, where it is not graded "
-                             "(upload it at the top level)")
+        places.sort(key=lambda place: place[:3])
+        graded = [place for place in places if place[0] <= 2]
+        deep = [f"{path} ({depth - 1} folders deep)" for depth, _, path, _, _ in places if depth > 2]
+        if not graded:
+            skipped[name] = (f"{name} was found at {' and '.join(deep)}, where it is not graded ({DEPTH_RULE}: "
+                             "upload it at the top level)")
             continue
-        others = sorted(p for d, _, p, _, _ in places if p != path)
+        depth, _, path, size, read = graded[0]
+        others = sorted(p for _, _, p, _, _ in graded[1:])
         if others:
             why = "the top-level one counts" if depth == 1 else "the newest one counts"
-            notes[name] = f"note: {name} was uploaded {len(places)} times ({', '.join([path] + others)}): {why}, " \
+            notes[name] = f"note: {name} was uploaded {len(graded)} times ({', '.join([path] + others)}): {why}, " \
                           f"so {path} was graded"
+        if deep:
+            notes[name] = (f"{notes[name]}; " if others else f"note: {path} was graded; ") + \
+                f"{' and '.join(deep)} {'was' if len(deep) == 1 else 'were'} not ({DEPTH_RULE}: to have another " \
+                "copy graded, upload it at the top level)"
         if size > _limit(name):
             skipped[name] = f"{path} is {size / 2**20:.1f} MB, over the {_limit(name) / 2**20:.0f} MB limit: not graded"
         else:

@@ -195,8 +195,9 @@ def test_messy_uploads_say_which_file_was_graded(regraded):
     note = "note: quiz.py was uploaded 2 times (final/quiz.py, old/quiz.py): the newest one counts, so " \
            "final/quiz.py was graded"
     assert all(tests[n].rstrip().endswith(note) for n in ("4.1", "4.2", "4.3", "4.4", "4.5"))
-    assert tests["1.1"].startswith("layers.py was found at work/cnn/layers.py, 2 folders deep, where it is not "
-                                   "graded (upload it at the top level)")
+    assert tests["1.1"].startswith("layers.py was found at work/cnn/layers.py (2 folders deep), where it is not "
+                                   "graded (only the top level of the upload and one folder deep are graded: upload "
+                                   "it at the top level)")
 
 
 def test_the_copied_solution_is_paired_and_the_stubs_are_not(regraded):
@@ -239,18 +240,24 @@ def test_in_a_zip_the_newer_copy_by_its_zip_time_counts_and_a_deep_file_is_named
     with zipfile.ZipFile(upload, "w") as z:
         z.writestr(zipfile.ZipInfo("final/quiz.py", date_time=(2026, 11, 2, 9, 0, 0)), "new = 1\n")
         z.writestr(zipfile.ZipInfo("old/quiz.py", date_time=(2026, 11, 1, 9, 0, 0)), "old = 1\n")
-        z.writestr("a/b/c/layers.py", "x = 1\n")
+        z.writestr(zipfile.ZipInfo("a/b/c/layers.py", date_time=(2026, 11, 3, 9, 0, 0)), "x = 1\n")
     sub = load(upload, ["quiz.py", "layers.py"])
     assert sub.files == {"quiz.py": b"new = 1\n"}
     assert sub.file_notes["quiz.py"] == ("note: quiz.py was uploaded 2 times (final/quiz.py, old/quiz.py): the "
                                          "newest one counts, so final/quiz.py was graded")
-    assert sub.skipped["layers.py"] == ("layers.py was found at a/b/c/layers.py, 3 folders deep, where it is not "
-                                        "graded (upload it at the top level)")
+    assert sub.skipped["layers.py"] == ("layers.py was found at a/b/c/layers.py (3 folders deep), where it is not "
+                                        "graded (only the top level of the upload and one folder deep are graded: "
+                                        "upload it at the top level)")
     with zipfile.ZipFile(upload, "a") as z:
         z.writestr("quiz.py", "top = 1\n")
-    sub = load(upload, ["quiz.py"])
-    assert sub.files == {"quiz.py": b"top = 1\n"} and "the top-level one counts, so quiz.py was graded" in \
-        sub.file_notes["quiz.py"]
+        z.writestr(zipfile.ZipInfo("cnn/layers.py", date_time=(2026, 11, 1, 9, 0, 0)), "y = 1\n")
+    sub = load(upload, ["quiz.py", "layers.py"])
+    assert sub.files == {"quiz.py": b"top = 1\n", "layers.py": b"y = 1\n"}
+    assert "the top-level one counts, so quiz.py was graded" in sub.file_notes["quiz.py"]
+    # the deeper copy is newer, yet it was not one of the copies that could be graded: the note says why
+    assert sub.file_notes["layers.py"] == ("note: cnn/layers.py was graded; a/b/c/layers.py (3 folders deep) was not "
+                                           "(only the top level of the upload and one folder deep are graded: to have "
+                                           "another copy graded, upload it at the top level)")
 
 
 def test_a_grade_loads_none_of_the_packages_only_a_regrade_needs(tmp_path):
