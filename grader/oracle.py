@@ -179,6 +179,18 @@ def memoise(on=True):
     return was
 
 
+def probe():
+    """What the preflight asks a fresh oracle child (``Oracle("grader.oracle").probe()``): that torch imports here
+    and computes as the references do, a float64 convolution and its gradient by autograd. The 4x4 input's 2x2
+    blocks summed, and the gradient of their sum (every input in one window: ones)."""
+    import torch
+
+    x = torch.arange(16, dtype=torch.float64).reshape(1, 1, 4, 4).requires_grad_()
+    out = torch.nn.functional.conv2d(x, torch.ones(1, 1, 2, 2, dtype=torch.float64), stride=2)
+    out.sum().backward()
+    return out.detach().numpy(), x.grad.numpy()
+
+
 def serve(module):
     """The child's loop: read a call, answer its value (or the traceback), until the grader closes the pipe."""
     replies = os.fdopen(os.dup(1), "wb")

@@ -3,7 +3,10 @@
 Where no child can start (an interpreter or its packages in a folder the sandbox user cannot enter, such as a
 checkout under /root or a temp folder of mode 700), every test of every submission would fail with "could not
 be imported", which blames the student. The grader checks once, before it grades anything, by running a trivial
-plan; where the check fails it stops with one line for the instructor and writes no results.
+plan; where the check fails it stops with one line for the instructor and writes no results. So too where its
+oracle child (grader/oracle.py: the PyTorch references, run by the grader's own interpreter) cannot import torch
+or compute with it: every case that needs a reference value would fail as the grader's error, and a part the
+grader cannot check is never scored.
 
 The same child says what confines it, as it runs (not what the grader expects): seccomp (from its
 /proc/self/status), Landlock (a folder outside its grant refused), its own uid (as root) and cgroup. Without
@@ -14,7 +17,10 @@ import os
 import sys
 from dataclasses import dataclass
 
+import numpy as np
+
 from grader import sandbox
+from grader.oracle import Oracle, OracleError
 from grader.plan import Plan
 from grader.sandbox import cgroup, confine
 
@@ -60,7 +66,7 @@ def check():
     ok, value = plan.answer("answer")
     if not ok or value != 42:
         said = plan.result.output.decode(errors="replace").strip().splitlines()
-        why = plan.result.problem or value
+        why = plan.result.fault or plan.result.problem or value
         who = "an unprivileged uid of their own" if os.geteuid() == 0 else "this user"
         return Containment(
             problem=f"the sandbox cannot run a trivial child here ({why}{': ' + said[-1] if said else ''}). Its "
@@ -68,6 +74,8 @@ def check():
                     "interpreter and read its packages: put the checkout and its .venv where every user can read "
                     "them (not under /root; `chmod o+rx` on each folder above them), then grade again. Nothing "
                     "was graded.")
+    if problem := oracle_problem():
+        return Containment(problem=problem)
     ok, facts = plan.answer("confinement")
     seccomp, landlocked, uid = facts if ok else (False, False, os.getuid())
     group = cgroup.Group.create(f"convlab-probe-{os.getpid()}", 64)
@@ -75,6 +83,28 @@ def check():
         group.remove()
     return Containment(seccomp=seccomp, landlock=confine.landlock_abi() if landlocked else 0,
                        own_uid=uid != os.getuid(), own_cgroup=group is not None)
+
+
+ORACLE_FAILED = ("the grader's PyTorch references cannot run here ({why}): its oracle child runs {python}, which "
+                 "must import torch and compute with it. Install the CPU build of torch there (`{python} -m pip "
+                 "install --index-url https://download.pytorch.org/whl/cpu torch`; ./dev.sh does it for a checkout, "
+                 "setup.sh for the autograder's image), then grade again. Nothing was graded.")
+
+
+def oracle_problem():
+    """Why the oracle child cannot compute a reference here ("" when it can): one line saying what to change. Its
+    answer (``oracle.probe``) is checked against a sum of 2x2 blocks computed here."""
+    try:
+        with Oracle("grader.oracle") as child:
+            out, dx = child.probe()
+    except OracleError as error:
+        why = str(error).strip().splitlines()[-1]
+    else:
+        blocks = np.arange(16.0).reshape(2, 2, 2, 2).sum(axis=(1, 3))
+        if np.array_equal(out, blocks[None, None]) and np.array_equal(dx, np.ones((1, 1, 4, 4))):
+            return ""
+        why = "a float64 convolution of a 4x4 input gave wrong values"
+    return ORACLE_FAILED.format(why=why, python=sys.executable)
 
 
 UNCONFINED = ("its children cannot be contained here: no seccomp (pyseccomp over libseccomp, and a kernel with "

@@ -1,11 +1,13 @@
 """The grader refuses to grade where its sandbox cannot start a child: one line for the instructor, a non-zero
 exit and no results, never a results.json of zeros that blames the student: from grade, regrade and the
-autograder zip's run_autograder. It refuses too where a child cannot be contained (no seccomp), unless the
-instructor passes --unconfined; and it says in one line what protects the run."""
+autograder zip's run_autograder. It refuses too where its oracle child cannot run torch, and where a child cannot
+be contained (no seccomp) unless the instructor passes --unconfined; and it says in one line what protects the
+run."""
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -51,6 +53,7 @@ def _assert_refused(result, python):
     assert line.startswith("convlab ")
     assert "the sandbox cannot run a trivial child here" in line and "Permission denied" in line
     assert str(python) in line and "chmod o+rx" in line and "Nothing was graded" in line
+    assert "TA" not in line   # the instructor or TA reads it: the fix is theirs
 
 
 @as_root
@@ -105,6 +108,42 @@ def test_grade_refuses_where_children_cannot_be_confined_unless_told_to_accept_t
     assert accepted.returncode == 0, accepted.stderr
     assert accepted.stdout.splitlines()[0].startswith("containment: NO seccomp, "), accepted.stdout
     assert json.loads(out.read_text())["score"] > 0
+
+
+@pytest.fixture
+def torch_that_fails(tmp_path):
+    """A folder that, first on PYTHONPATH, shadows torch with a package whose import fails (as in a fresh venv
+    where torch was never installed, or its install broke)."""
+    shadow = tmp_path / "shadow"
+    (shadow / "torch").mkdir(parents=True)
+    (shadow / "torch" / "__init__.py").write_text("raise ImportError('torch is broken in this environment')\n")
+    return shadow
+
+
+def test_the_oracle_probe_answers_where_torch_works_and_names_the_fix_where_it_does_not(torch_that_fails,
+                                                                                        monkeypatch):
+    from grader import preflight
+
+    assert preflight.oracle_problem() == ""
+    monkeypatch.setenv("PYTHONPATH", str(torch_that_fails))
+    problem = preflight.oracle_problem()
+    assert problem.startswith("the grader's PyTorch references cannot run here (ImportError: torch is broken in "
+                              f"this environment): its oracle child runs {sys.executable}, which must import torch")
+    assert f"`{sys.executable} -m pip install --index-url https://download.pytorch.org/whl/cpu torch`" in problem
+    assert problem.endswith("Nothing was graded.") and "\n" not in problem and "TA" not in problem
+
+
+def test_grade_without_a_working_torch_grades_nothing_and_says_why_in_one_line(torch_that_fails, tmp_path):
+    """A correct layers.py would score 0 of 45, each test "an internal error" of the grader: the run stops."""
+    out = tmp_path / "results.json"
+    result = subprocess.run([sys.executable, "-m", "grader", "grade", str(paths.solutions_dir("cnn")), "--out",
+                             str(out)], cwd=paths.REPO, env=dict(os.environ, PYTHONPATH=str(torch_that_fails)),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    line, = result.stderr.strip().splitlines()
+    assert line.startswith("convlab grade: error: the grader's PyTorch references cannot run here (ImportError: ")
+    assert "pip install" in line and line.endswith("Nothing was graded.")
+    assert not out.exists() and result.stdout == ""
 
 
 def test_grade_says_what_confines_its_children():

@@ -38,6 +38,7 @@ class ChildResult:
     records: dict = field(default_factory=dict)   # id -> {"ok", "value" | "error", "seconds", "in_place"}
     problem: str = ""                              # why the student's code could not run at all, for a student
     output: bytes = b""                            # the student's prints, for the TA; never shown to students
+    fault: str = ""                                # why the grader could not start a child, for staff
 
     def import_error(self):
         record = self.records.get("__import__")
@@ -439,5 +440,6 @@ def run(student_files, task, inputs, limits=None, python=None):
             os.chmod(path, 0o750 if path.is_dir() else 0o640)
         try:
             return Run(student_files, task, inputs, limits, root, python or sys.executable).run()
-        except OSError as error:
-            return ChildResult(problem=f"could not start: the sandbox failed ({error}): tell your TA")
+        except OSError as error:   # the machine's fault: a student is pointed to the TA, who reads `fault`
+            fault = f"the sandbox failed ({error})"
+            return ChildResult(problem=f"could not start: {fault}: tell your TA", fault=fault)
