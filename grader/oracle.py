@@ -3,9 +3,10 @@
 
 ``Oracle("grader.cnn.oracles.layers")`` stands for that module: ``oracle.conv_forward(x, w, b, 1, 1)`` runs the
 function in a child started at the first call and returns its value. The child is the grader's own interpreter
-running trusted grader code on plain values (``python -m grader.oracle MODULE``), under rlimits, on one thread
-(its tensors are small: more threads would only wait on each other). Arguments and values are numbers, strings, None, lists, tuples, dicts with string keys and
-numeric arrays, exchanged as .npz bytes read with ``allow_pickle=False``: nothing is ever unpickled.
+running trusted grader code on plain values (``python -m grader.oracle MODULE``), under rlimits and its kind's
+seccomp allow-list (policy.py), on one thread (its tensors are small: more threads would only wait on each
+other). Arguments and values are numbers, strings, None, lists, tuples, dicts with string keys and numeric arrays,
+exchanged as .npz bytes read with ``allow_pickle=False``: nothing is ever unpickled.
 
 ``close()`` ends the child; ``close_all()`` ends every oracle child still running. ``memoise()`` makes this process
 keep every answer by its call's bytes, for tools that grade many variants of one submission on the same cases
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.sandbox import confine, policy
 from grader.sandbox.limits import THREADS_ENV
 
 CPU_SECONDS = 600         # a runaway oracle ends; a whole grade's oracles take a few seconds
@@ -196,6 +198,9 @@ def serve(module):
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)   # a print in the module goes to stderr, never into the frames
     functions = importlib.import_module(module)
+    # Trusted code on plain values, but the kernel holds it to its kind's allow-list all the same: whatever a
+    # value could make torch do, this child starts nothing, writes no file and reaches no other process.
+    confine.confine(policy.ORACLE)
     calls = sys.stdin.buffer
     while (request := _receive(calls)) is not None:
         function, args, kwargs = request

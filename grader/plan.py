@@ -68,8 +68,10 @@ class Plan:
         self.steps.append(step)
         return id
 
-    def run(self, files, limits, forbidden=()):
+    def run(self, files, limits, forbidden=(), kind=None):
         task = {"module": self.module, "steps": self.steps, "forbidden": list(forbidden)}
+        if kind is not None:
+            task["kind"] = kind
         self.result = sandbox.run(files, task, self.inputs, limits)
         if _recording:
             _record(self, files)

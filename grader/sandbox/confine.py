@@ -1,19 +1,19 @@
 """A sandboxed child confines itself, before the student's module is imported: from then on the kernel refuses
 what student code may not do, and the refusal is the student's own error (PermissionError from os.fork, ...).
 
-This file is copied beside driver.py into the sandbox and imported by it; it needs no privilege and changes
-nothing outside the process:
+This file is copied beside driver.py (with policy.py) into the sandbox and imported by it; it needs no privilege
+and changes nothing outside the process:
 - ``PR_SET_NO_NEW_PRIVS``: a setuid binary gains nothing (and seccomp and Landlock need it);
-- seccomp (through pyseccomp, over libseccomp): no new process (fork, vfork, clone without CLONE_THREAD;
-  threads stay, torch needs them), no execve, no memfd, no socket, no ptrace or process_vm_*, no io_uring,
-  namespaces or bpf, signals only to itself; where torch is forbidden, also no new executable mapping once
-  numpy and the allowed modules are imported (ctypes, cffi and extensions the submission writes cannot load);
+- seccomp (through pyseccomp, over libseccomp): the allow-list of the child's kind (policy.py); every other call
+  is refused: no new process, no execve, no file opened for writing, no IPC, socket, namespace or keyring, and
+  calls naming a process only on itself;
 - Landlock where the kernel has it: read only the interpreter's standard library, the allowed packages (all of
   its sys.path for a child that may use torch, numpy alone otherwise), the sandbox folder and a few system files;
-  write only the scratch folder; no TCP (ABI 4), no signal or abstract unix socket out of the child (ABI 6).
+  write nothing; no TCP (ABI 4), no signal or abstract unix socket out of the child (ABI 6).
 
 ``confine`` applies what the machine offers and says what it applied; the grader's preflight runs a child and
-asks it, and refuses to grade without seccomp unless told to accept the risk.
+asks it, and refuses to grade without seccomp unless told to accept the risk. The oracle child (grader code on
+trusted values) loads its kind's allow-list too, without Landlock.
 """
 import ctypes
 import errno
@@ -21,25 +21,14 @@ import os
 import sys
 
 PR_SET_NO_NEW_PRIVS = 38
-CLONE_THREAD = 0x00010000
-PROT_EXEC = 0x4
 # Modules with native code a numpy-only child may use, loaded before executable mappings are refused (those a
 # Python build has built in, or lacks, cost nothing).
 NUMPY_ONLY_IMPORTS = ("numpy.random", "numpy.linalg", "numpy.fft", "math", "cmath", "random", "decimal", "json",
                       "heapq", "bisect", "array", "struct", "statistics", "datetime", "pickle", "hashlib", "queue",
                       "unicodedata", "zlib", "binascii", "csv", "fractions")
-DENIED = ("fork", "vfork", "execve", "execveat", "memfd_create", "memfd_secret", "socket", "socketpair",
-          "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open", "pidfd_getfd", "pidfd_send_signal",
-          "tkill", "io_uring_setup", "io_uring_enter", "io_uring_register", "bpf", "perf_event_open",
-          "userfaultfd", "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "keyctl", "add_key",
-          "request_key", "kcmp", "mount_setattr", "open_tree", "move_mount", "fsopen", "fsmount",
-          # System V shared memory and message queues outlive the process (memory no process holds);
-          # personality(READ_IMPLIES_EXEC) would make readable mappings executable behind the filter's back.
-          "shmget", "mq_open", "personality")
 SYSTEM_READ = ("/etc/ld.so.cache", "/etc/localtime", "/usr/share/zoneinfo", "/dev/urandom", "/dev/random",
                "/proc/self", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/sys/devices/system/cpu",
                "/sys/fs/cgroup")
-SYSTEM_WRITE = ("/dev/null",)
 # Shared libraries a torch child loads as it imports torch (libstdc++, libgomp, ...).
 LIBRARY_FOLDERS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64")
 
@@ -85,7 +74,8 @@ def landlock_abi():
         return 0
 
 
-def _landlock(abi, readable, writable):
+def _landlock(abi, readable):
+    """Grant reading ``readable`` (folders or files) and nothing else of the file system."""
     handled = FS_ALL_V1 | (FS_REFER if abi >= 2 else 0) | (FS_TRUNCATE if abi >= 3 else 0) \
         | (FS_IOCTL_DEV if abi >= 5 else 0)
     attr = RulesetAttr(handled, NET_BIND_TCP | NET_CONNECT_TCP if abi >= 4 else 0,
@@ -93,58 +83,70 @@ def _landlock(abi, readable, writable):
     size = ctypes.sizeof(RulesetAttr) if abi >= 6 else 16 if abi >= 4 else 8
     ruleset = _syscall(CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     read = FS_READ_FILE | FS_READ_DIR
-    write = handled & ~FS_EXECUTE
     try:
-        for paths, access in ((readable, read), (writable, write)):
-            for path in dict.fromkeys(paths):
-                try:
-                    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-                except OSError:
-                    continue   # not on this machine
-                try:
-                    allowed = access if os.path.isdir(path) else access & FILE_ONLY
-                    rule = PathBeneathAttr(allowed & handled, fd)
-                    _syscall(ADD_RULE, ruleset, RULE_PATH_BENEATH, ctypes.byref(rule), ctypes.c_uint32(0))
-                finally:
-                    os.close(fd)
+        for path in dict.fromkeys(readable):
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue   # not on this machine
+            try:
+                rule = PathBeneathAttr((read if os.path.isdir(path) else read & FILE_ONLY) & handled, fd)
+                _syscall(ADD_RULE, ruleset, RULE_PATH_BENEATH, ctypes.byref(rule), ctypes.c_uint32(0))
+            finally:
+                os.close(fd)
         _syscall(RESTRICT_SELF, ruleset, ctypes.c_uint32(0))
     finally:
         os.close(ruleset)
 
 
-def _seccomp(sc, numpy_only):
-    refuse = sc.ERRNO(errno.EPERM)
-    rules = sc.SyscallFilter(sc.ALLOW)
-    for name in DENIED:
+def _policy():
+    """policy.py, beside this file (in the sandbox as in the grader's package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("convlab_policy", os.path.join(os.path.dirname(__file__),
+                                                                                "policy.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_filter(sc, policy, kind, pid):
+    """The seccomp filter of ``kind``'s allow-list (not loaded): default EPERM, each row's call allowed where one
+    of its conditions holds. Rows naming a call this architecture lacks are left out."""
+    rules = sc.SyscallFilter(sc.ERRNO(policy.DEFAULT_ERRNO))
+    for call, condition, _ in policy.rows(kind):
         try:
-            rules.add_rule(refuse, name)
+            sc.resolve_syscall(sc.system_arch(), call)
         except (OSError, RuntimeError, ValueError):
-            continue   # not a syscall on this architecture
-    rules.add_rule(refuse, "clone", sc.Arg(0, sc.MASKED_EQ, CLONE_THREAD, 0))
-    # clone3's flags sit in memory seccomp cannot read: ENOSYS makes glibc fall back to clone, checked above.
-    rules.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
-    pid = os.getpid()
-    for name in ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):
-        rules.add_rule(refuse, name, sc.Arg(0, sc.NE, pid))
-    if numpy_only:
-        for name, prot in (("mmap", 2), ("mprotect", 2), ("pkey_mprotect", 2)):
-            rules.add_rule(refuse, name, sc.Arg(prot, sc.MASKED_EQ, PROT_EXEC, PROT_EXEC))
-    rules.load()
+            continue   # not a call on this architecture
+        for alternative in condition or [()]:
+            args = [sc.Arg(index, sc.EQ, pid if value == policy.SELF else value)
+                    if op == policy.EQ else sc.Arg(index, sc.MASKED_EQ, value, rest[0])
+                    for index, op, value, *rest in alternative]
+            rules.add_rule(sc.ALLOW, call, *args)
+    for call in policy.FALLBACK:
+        try:
+            rules.add_rule(sc.ERRNO(policy.FALLBACK_ERRNO), call)
+        except (OSError, RuntimeError, ValueError):
+            continue
+    return rules
 
 
-def confine(numpy_only, sandbox, scratch):
-    """Confine this process for good; return what was applied, e.g. ["seccomp", "landlock ABI 7"].
+def confine(kind, sandbox=None, scratch=None):
+    """Confine this process for good; return what was applied, e.g. ["seccomp allow-list (numpy), 58 calls",
+    "landlock ABI 7"].
 
-    ``numpy_only``: the child may not use torch (no new executable mappings, only numpy granted);
-    ``sandbox``: the folder of the grader's files and the student's (read); ``scratch``: the child's own (write).
+    ``kind``: the kind of child (policy.KINDS); ``sandbox``: the folder of the grader's files and the student's
+    (read), or None for no Landlock (the oracle); ``scratch``: the child's working folder (read).
     """
     if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+    policy = _policy()
     try:   # before Landlock: its module and libseccomp may lie outside what the child keeps
         import pyseccomp
     except (ImportError, OSError):   # no pyseccomp or no libseccomp: see below
         pyseccomp = None
     applied = []
+    numpy_only = kind == policy.NUMPY
     if numpy_only:
         import importlib
         for name in NUMPY_ONLY_IMPORTS:
@@ -152,18 +154,18 @@ def confine(numpy_only, sandbox, scratch):
                 importlib.import_module(name)
             except ImportError:
                 continue
-    abi = landlock_abi()
+    abi = landlock_abi() if sandbox is not None else 0
     if abi:
         import numpy
         stdlib = os.path.dirname(os.__file__)
         packages = [os.path.dirname(numpy.__file__), os.path.dirname(numpy.__file__) + ".libs"] if numpy_only \
             else [p for p in sys.path if p] + list(LIBRARY_FOLDERS)
-        _landlock(abi, [stdlib, *packages, sandbox, *SYSTEM_READ], [scratch, *SYSTEM_WRITE])
+        _landlock(abi, [stdlib, *packages, sandbox, scratch, *SYSTEM_READ])
         applied.append(f"landlock ABI {abi}")
     if pyseccomp is None:
         return applied
     try:
-        _seccomp(pyseccomp, numpy_only)
+        build_filter(pyseccomp, policy, kind, os.getpid()).load()
     except OSError:   # a kernel without seccomp: the preflight says so
         return applied
-    return ["seccomp", *applied]
+    return [policy.name(kind), *applied]

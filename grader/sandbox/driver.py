@@ -8,7 +8,8 @@ and the grader's own process judges.
 
 Usage: driver.py TASK.json COMMAND_FD REPLY_FD
 
-TASK.json: {"module": "layers", "student_dir": folder, "forbidden": [module names answered by a placeholder]}
+TASK.json: {"module": "layers", "student_dir": folder, "forbidden": [module names answered by a placeholder],
+"kind": the kind of child, whose allow-list confines it (policy.py)}
 The grader sends one command frame at a time on COMMAND_FD: 4 bytes of length (big-endian), then that much
 JSON, {"nonce": str, "import": true} first, then {"nonce": str, "step": step, "arrays": [[key, dtype, shape],
 ...]}; each listed array follows as a frame of its own (its raw C-order bytes). A step's arrays travel with
@@ -353,7 +354,7 @@ def main(argv):
     spec = importlib.util.spec_from_file_location("confine", os.path.join(os.path.dirname(task_path), "confine.py"))
     confine = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(confine)
-    confine.confine("torch" in task.get("forbidden", ()), os.path.dirname(task_path), os.getcwd())
+    confine.confine(task["kind"], os.path.dirname(task_path), os.getcwd())
     # --- end of confinement ---
     sys.path.insert(0, task["student_dir"])
     Runner(task, commands(command_fd), reply_fd).main()

@@ -22,11 +22,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.sandbox import cgroup, channel, identity
+from grader.sandbox import cgroup, channel, identity, policy
 from grader.sandbox.limits import PASSED_ENV, THREADS_ENV, Limits, Spent, memory_mb, preexec, threads_of
 
 DRIVER = Path(__file__).with_name("driver.py")
 CONFINE = Path(__file__).with_name("confine.py")
+POLICY = Path(__file__).with_name("policy.py")
 POLL = 0.02
 OUT_OF_MEMORY = "could not finish: the grading machine ran out of memory: tell your TA (not your code's fault)"
 MEMORY_EVERY = 0.1
@@ -255,7 +256,7 @@ class Run:
         self.inputs = inputs
         self.result = ChildResult()
         self.output = bytearray()
-        self.groups = [] if "torch" in task.get("forbidden", []) else [identity.LIBRARY_GID]
+        self.groups = [] if kind_of(task) == policy.NUMPY else [identity.LIBRARY_GID]
         self.deadline = time.monotonic() + limits.wall_seconds
         self.child, self.generation = None, 0
         self.saved = {}       # save name -> generation of the child holding it
@@ -290,12 +291,12 @@ class Run:
         return self.labels.get(needed[0], "an earlier call") if needed else "an earlier call"
 
     def message(self, reply):
-        """A failed reply in words, from its structured fields (no number of the student's code in them)."""
+        """A failed reply in words, from its structured fields."""
         failure = reply.get("failure")
         if not isinstance(failure, dict):
             return "failed"
         if "unencodable" in failure:
-            return f"returned {channel.student_text(failure['unencodable'], 100)}, which is not plain data"
+            return f"returned {channel.clean_text(failure['unencodable'], 100)}, which is not plain data"
         if "pick" in failure:
             return ("returned a tuple with too few items" if type(failure.get("length")) is int
                     else f"returned {channel.type_words(failure['pick'])}, not a tuple")
@@ -418,8 +419,14 @@ class Run:
         return self.result
 
 
+def kind_of(task):
+    """The kind of child that runs ``task`` (its allow-list, policy.py): given, or numpy where torch is forbidden."""
+    return task.get("kind") or (policy.NUMPY if "torch" in task.get("forbidden", ()) else policy.TORCH)
+
+
 def run(student_files, task, inputs, limits=None, python=None):
-    """Run ``task`` ({"module", "steps", "forbidden"}; steps as in driver.py, plus "id" to get a result back and
+    """Run ``task`` ({"module", "steps", "forbidden", "kind" (optional)}; steps as in driver.py, plus "id" to get
+    a result back and
     "timeout_factor") against ``student_files`` ({name: bytes}) with ``inputs`` ({key: array}: each step is
     sent the ones it refers to, with its command; none is written where a child could read it).
 
@@ -433,9 +440,11 @@ def run(student_files, task, inputs, limits=None, python=None):
         for name, data in student_files.items():
             (student_dir / name).write_bytes(data)
         shutil.copy(DRIVER, root / "driver.py")
-        shutil.copy(CONFINE, root / "confine.py")
+        for source in (CONFINE, POLICY):
+            shutil.copy(source, root / source.name)
         (root / "task.json").write_text(json.dumps({"module": task["module"], "student_dir": str(student_dir),
-                                                    "forbidden": list(task.get("forbidden", []))}))
+                                                    "forbidden": list(task.get("forbidden", [])),
+                                                    "kind": kind_of(task)}))
         for path in [root, *root.rglob("*")]:   # as root, each child's own gid may read them (Child)
             os.chmod(path, 0o750 if path.is_dir() else 0o640)
         try:
