@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from grader import package, paths
-from grader.cnn import rules
+from grader.cnn import cifar10, rules
 from support import solution, write_cifar
 
 VISIBILITY = {"enum": ["hidden", "after_due_date", "after_published", "visible"]}
@@ -106,7 +106,10 @@ def test_the_built_zip_writes_schema_valid_results(kind, tmp_path, small_cifar, 
     out = tmp_path / "kept" / "results.json"
     result = gradescope(submission, out, "--zip", str(autograder_zip))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert f"results.json kept as {out}" in result.stdout
+    assert f"results.json kept as {out} (" in result.stdout
+    # the log names the emulated tree as Gradescope's would, never the temporary folder that held it
+    assert "results written to /autograder/results/results.json" in result.stdout
+    assert "autograder-" not in result.stdout
     data = json.loads(out.read_text())
     jsonschema.validate(data, RESULTS_SCHEMA)
     scores = {t["number"]: t["score"] for t in data["tests"]}
@@ -134,6 +137,24 @@ def test_without_a_zip_it_builds_one_from_the_checkout(tmp_path, small_cifar):
     jsonschema.validate(data, RESULTS_SCHEMA)
     assert {t["tags"][0] for t in data["tests"] if t["score"] > 0} == {"quiz"}
     assert data["score"] == 10
+
+
+def test_without_cifar_it_says_where_to_fetch_it_for_the_next_run(tmp_path, monkeypatch, autograder_zip):
+    """The hint names the data folder the run used ($CONVLAB_DATA here, else the checkout's datasets/), which
+    outlives the run, and a command that works from where the TA typed it."""
+    empty = tmp_path / "data"
+    empty.mkdir()
+    monkeypatch.setenv("CONVLAB_DATA", str(empty))
+    submission = tmp_path / "submission"
+    full_marks(submission)
+    result = gradescope(submission, tmp_path / "results.json", "--zip", str(autograder_zip))
+    assert result.returncode == 0, result.stdout[-2000:]
+    monkeypatch.chdir(paths.REPO)   # where gradescope() runs it
+    fetch = cifar10.fetch_command(empty)
+    assert result.stdout.splitlines()[-1] == (
+        f"the milestone was not graded: no CIFAR-10 test set in {empty} (this checkout's datasets/, or "
+        f"$CONVLAB_DATA). Fetch it once with `{fetch}`, or set CONVLAB_DATA to a folder that has it, then run again.")
+    assert "autograder-" not in result.stdout
 
 
 def test_a_missing_submission_or_zip_is_a_usage_error(tmp_path):

@@ -278,6 +278,11 @@ def fetch_command(root):
     return f"{_typed(sys.executable)} {_typed(__file__)} --root {_typed(root)}"
 
 
+def val_size(official_training_images):
+    """How many of the official training images form "val" (the last ones): VAL_SIZE, or a tenth of fewer."""
+    return min(VAL_SIZE, official_training_images // 10)
+
+
 def load(split, root=None, download=True, url=URL, progress=True):
     """``(images, labels)`` of ``split`` ("train", "val" or "test"): uint8 ``(N, 3, 32, 32)`` and int64 ``(N,)``.
 
@@ -289,7 +294,7 @@ def load(split, root=None, download=True, url=URL, progress=True):
     arrays = _arrays(data_root() if root is None else root, download, url, progress)
     if split == "test":
         return arrays["test_x"], arrays["test_y"]
-    cut = len(arrays["train_x"]) - min(VAL_SIZE, len(arrays["train_x"]) // 10)
+    cut = len(arrays["train_x"]) - val_size(len(arrays["train_x"]))
     part = slice(None, cut) if split == "train" else slice(cut, None)
     return arrays["train_x"][part], arrays["train_y"][part]
 

@@ -2,13 +2,16 @@
 
     python -m grader small-cifar DIR        # then train and grade with the commands it prints
 
-Each class is a colour plus noise, so a resnet20 learns it in a few CPU epochs. Its md5s are not the official
-ones: the loader takes it only with CONVLAB_DATA_UNVERIFIED=1, which the printed commands set. The project's
-tests write their data sets with the same function.
+Each class is a colour plus noise, so a resnet20 learns it in a few CPU epochs; ``seconds_per_step`` measures
+how long one takes here. Its md5s are not the official ones: the loader takes it only with
+CONVLAB_DATA_UNVERIFIED=1, which the printed commands set. The project's tests write their data sets with the
+same function.
 """
 import io
 import pickle
+import statistics
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +65,25 @@ def write_cifar(root, per_batch=40, test=60, test_labels=None, seed=0, archive=T
         for name, data in files.items():
             (root / "cifar-10-batches-py" / name).write_bytes(data)
     return files
+
+
+def seconds_per_step(arch="resnet20", batch_size=16, steps=3):
+    """Seconds one training step (forward, cross-entropy, backward; float32) of ``arch`` on a batch of
+    ``batch_size`` takes on this machine's CPU, with torch's default threads as train.py has them: the median of
+    ``steps`` after one that warms up. The network is the grader's functional reference
+    (grader/cnn/oracles/resnet.py: the convolutions and batchnorms of resnet.py's), with random weights."""
+    import torch
+    import torch.nn.functional as F
+
+    from grader.cnn.oracles import resnet
+
+    spec = resnet.arch(arch)
+    params = {key: torch.rand(shape, requires_grad=not resnet.is_buffer(key))
+              for key, shape in resnet.state_dict_shapes(spec).items() if not key.endswith("num_batches_tracked")}
+    x, labels = torch.randn(batch_size, 3, 32, 32), torch.randint(0, 10, (batch_size,))
+    times = []
+    for _ in range(steps + 1):
+        started = time.perf_counter()
+        F.cross_entropy(resnet.resnet_forward(params, spec, x, training=True), labels).backward()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times[1:])
