@@ -46,13 +46,37 @@ def rng_for(case):
     return np.random.default_rng(sum(map(ord, case)))
 
 
-CONV_CASES = {
-    # name: (x shape, w shape, stride, pad)
-    "3x3 kernel, stride 1, pad 1": ((2, 3, 5, 5), (4, 3, 3, 3), 1, 1),
-    "stride 2, pad 0, size 7 (does not divide)": ((2, 2, 7, 7), (3, 2, 3, 3), 2, 0),
-    "non-square 2x3 kernel, stride 2, pad 1, 6x5 input": ((1, 3, 6, 5), (2, 3, 2, 3), 2, 1),
-    "1x1 kernel, stride 3, pad 2": ((3, 2, 4, 4), (2, 2, 1, 1), 3, 2),
-}
+def geometry(x_shape, window, stride, pad=None):
+    """A case's label, made from its sizes so that it says exactly what the case tests: the window (a conv's
+    kernel when ``pad`` is given, a pool's window otherwise), stride, padding and input size; whether windows
+    overlap, sit side by side or leave gaps between them; and, for a stride above 1, whether it divides
+    H + 2P - K and W + 2P - K (K: the window's side along that axis). Where it does not, the output size rounds
+    down and the last rows or columns of the padded input are in no window."""
+    (height, width), (kh, kw) = x_shape[-2:], window
+    words = f"{kh}x{kw} {'window' if pad is None else 'kernel'}, stride {stride}"
+    words += f", {height}x{width} input" if pad is None else f", pad {pad}, {height}x{width} input"
+    spacing = ["overlapping windows" if k > stride else "windows side by side" if k == stride else
+               "gaps between windows" for k in window]
+    words += f"; {spacing[0]}" if spacing[0] == spacing[1] else f"; in height {spacing[0]}, in width {spacing[1]}"
+    if stride > 1:
+        padding = "" if pad is None else " + 2P"
+        spans = [f"{side}{padding} - K" for side in "HW"]
+        divides = [(size + 2 * (pad or 0) - k) % stride == 0 for size, k in zip((height, width), window)]
+        if all(divides):
+            words += f"; the stride divides {spans[0]} and {spans[1]}"
+        elif not any(divides):
+            words += f"; the stride divides neither {spans[0]} nor {spans[1]}"
+        else:
+            words += f"; the stride divides {spans[divides.index(True)]}, not {spans[divides.index(False)]}"
+    return words
+
+
+# Each case: (x shape, w shape, stride, pad), under the label its sizes make.
+CONV_CASES = {geometry(x_shape, w_shape[2:], stride, pad): (x_shape, w_shape, stride, pad)
+              for x_shape, w_shape, stride, pad in [((2, 3, 5, 5), (4, 3, 3, 3), 1, 1),
+                                                    ((2, 2, 8, 8), (3, 2, 3, 3), 2, 0),
+                                                    ((1, 3, 6, 5), (2, 3, 2, 3), 2, 1),
+                                                    ((3, 2, 4, 4), (2, 2, 1, 1), 3, 2)]}
 
 
 def conv_inputs(case):
@@ -93,13 +117,10 @@ def test_conv_backward_naive():
             check(f"case '{case}': {name} differs from PyTorch;", got, exp)
 
 
-POOL_CASES = {
-    # name: (x shape, pool height, pool width, stride)
-    "2x2, stride 2": ((2, 3, 4, 4), 2, 2, 2),
-    "3x3, stride 2 (overlapping windows), size 7": ((2, 2, 7, 7), 3, 3, 2),
-    "non-square 2x3, stride 1 (overlapping)": ((1, 2, 5, 6), 2, 3, 1),
-    "2x2, stride 3 (gaps), size 8": ((2, 1, 8, 8), 2, 2, 3),
-}
+# Each case: (x shape, pool height, pool width, stride), under the label its sizes make.
+POOL_CASES = {geometry(x_shape, (ph, pw), stride): (x_shape, ph, pw, stride)
+              for x_shape, ph, pw, stride in [((2, 3, 4, 4), 2, 2, 2), ((2, 2, 8, 8), 3, 3, 2),
+                                               ((1, 2, 5, 6), 2, 3, 1), ((2, 1, 8, 8), 2, 2, 3)]}
 
 
 def pool_inputs(case):
