@@ -7,13 +7,15 @@ blocks, each held by one grader process through a flock, so two graders on one m
 The sweep kills through the uid itself: a helper forked from the grader becomes that uid and sends
 ``kill(-1, SIGKILL)`` (the kernel signals every process whose real or saved uid is the helper's: forks in flight,
 zombie leaders whose threads live on, setuid programs the child started), again until /proc shows none of the
-uid's processes alive. Then every file the uid owns at the top of the world-writable folders is removed.
+uid's processes alive. Then every file the uid owns at the top of the world-writable folders is removed, and
+every System V IPC object it owns (its allow-list refuses both: this is the net behind it).
 
 The forbidden libraries are kept from the layers child by the kernel (Landlock grants it numpy alone; seccomp
 refuses it new executable mappings). Where Landlock is missing, Gradescope's image (setup.sh, at build time, in
 its own venv) makes them ``root:LIBRARY_GID`` mode 750, and only a child given LIBRARY_GID (the ResNet one) can
 read them. The grader never changes the environment it runs from.
 """
+import ctypes
 import fcntl
 import os
 import signal
@@ -24,7 +26,9 @@ from pathlib import Path
 LIBRARY_GID = 64999        # may read the forbidden libraries where setup.sh restricted them (torch, ...)
 UID_BASE, UID_BLOCK, UID_BLOCKS = 200_000, 1000, 1000
 UID_LOCKS = Path(tempfile.gettempdir()) / "convlab-sandbox-uids"
-SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", tempfile.gettempdir())
+SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue", tempfile.gettempdir())
+IPC_TABLES = ("shm", "sem", "msg")   # /proc/sysvipc/*: System V objects, which outlive every process
+IPC_RMID = 0
 SWEEPS = 1000
 
 _blocks = []     # (first uid, lock file) held for the life of this process
@@ -122,25 +126,35 @@ def leftovers(uid):
     return found
 
 
-def shared_bytes(uid, budget=2000):
-    """Bytes held by ``uid``'s files in the shared folders (in /dev/shm, and in /tmp where it is a tmpfs, memory
-    that no process shows as resident; on disk, space): walks at most ``budget`` entries."""
-    total, stack = 0, leftovers(uid)
-    while stack and budget > 0:
-        budget -= 1
-        path = stack.pop()
+def ipc_objects(uid):
+    """[(table, id)] of the System V IPC objects ``uid`` owns or created (kernel memory no process shows)."""
+    found = []
+    for table in IPC_TABLES:
         try:
-            st = os.lstat(path)
-            total += st.st_blocks * 512
-            if Path(path).is_dir() and not Path(path).is_symlink():
-                stack += [e.path for e in os.scandir(path)]
+            header, *rows = Path("/proc/sysvipc", table).read_text().splitlines()
         except OSError:
             continue
-    return total
+        names = header.split()
+        for row in rows:
+            fields = dict(zip(names, row.split()))
+            if str(uid) in (fields.get("uid"), fields.get("cuid")):
+                found.append((table, int(row.split()[1])))
+    return found
+
+
+def remove_ipc(uid):
+    """Remove every System V IPC object of ``uid`` (the allow-list refuses them; this frees any that got past)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for table, ident in ipc_objects(uid):
+        if table == "sem":
+            libc.semctl(ident, 0, IPC_RMID)
+        else:
+            getattr(libc, f"{table}ctl")(ident, IPC_RMID, None)
 
 
 def clean_up(uid):
-    """Kill everything of ``uid`` and remove its files outside the child's own folder."""
+    """Kill everything of ``uid`` and remove its files outside the child's own folder and its IPC objects."""
     dead = sweep(uid)
     remove(leftovers(uid))
+    remove_ipc(uid)
     return dead

@@ -1,10 +1,11 @@
 """What a child may use, and measuring what it uses.
 
 Time is the grader's to enforce, from outside: each call has its budget, each plan a wall budget, and each part
-one budget for everything its children take (starting, importing, every call, cleaning up). Memory is watched
-from outside too: resident memory summed over the child's processes, plus what its uid holds in /dev/shm, /tmp
-and the other shared folders (a container counts tmpfs; no process shows it); where the grader may make a
-cgroup for the child, the kernel caps it as well (memfds included). rlimits cap what the kernel can cap cheaply.
+one budget for everything its children take (starting, importing, every call, cleaning up), and the CPU time
+of every thread of a child beyond the time it was asked for (threads computing between calls) too. Memory is
+watched from outside: the child's resident memory, read from its own counters (it can start no process and
+write no file); where the grader may make a cgroup for the child, the kernel caps it as well. rlimits cap
+what the kernel can cap cheaply, CPU time among them (a child's limit is what its part has left).
 """
 import ctypes
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 from grader.sandbox import identity
 
 CLONE_NEWNET = 0x40000000
+TICKS = os.sysconf("SC_CLK_TCK")
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 THREADS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -35,7 +37,7 @@ class Limits:
     hang_seconds: float = 8.0
     spent: "Spent" = field(default=None, repr=False, compare=False)   # None: one per run
     cpu_seconds: int = 120
-    memory_mb: int = 450           # resident, summed over the child's processes, plus its files in /tmp, /dev/shm
+    memory_mb: int = 450           # resident memory of the child's process
     processes: int = 32            # processes and threads of the sandbox user
     file_mb: int = 64              # largest file the child may write, and largest answer it may send
     output_kb: int = 64            # stdout + stderr kept (the rest is read and dropped)
@@ -43,14 +45,17 @@ class Limits:
 
 @dataclass
 class Spent:
-    """Seconds the children of one part have taken so far: in all, and in calls that timed out."""
+    """Seconds the children of one part have taken so far: in all, in calls that timed out, and CPU seconds its
+    threads used while no call ran."""
     total: float = 0.0
     hung: float = 0.0
+    background: float = 0.0
 
 
-def preexec(limits, process_cap, uid, groups, group):
+def preexec(limits, process_cap, uid, groups, group, cpu_seconds):
     """Runs in the child between fork and exec: tighten everything, then drop to ``uid`` (and the gid of the
-    same number, its own too). ``group``: the child's cgroup, or None."""
+    same number, its own too). ``group``: the child's cgroup, or None; ``cpu_seconds``: the CPU time of all its
+    threads that the kernel allows it (SIGXCPU)."""
     def setup():
         os.setsid()
         with open("/proc/self/oom_score_adj", "w") as adj:   # the kernel's first pick, before the grader
@@ -62,7 +67,7 @@ def preexec(limits, process_cap, uid, groups, group):
                 ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
             except (OSError, AttributeError):
                 pass
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20,) * 2)
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
@@ -74,35 +79,16 @@ def preexec(limits, process_cap, uid, groups, group):
     return setup
 
 
-def _pids(session=None, uid=None):
-    """Pids in ``session``, or of ``uid``."""
-    if uid is not None:
-        return identity.processes_of(uid)
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                stat = Path(entry.path, "stat").read_text()
-                # Fields after the command name (which may hold spaces): session is [3].
-                if int(stat.rsplit(")", 1)[1].split()[3]) == session:
-                    found.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
-
-
-def memory_mb(session, uid):
-    """Resident memory of the child's processes (its uid's when it has one, else its session's), plus its uid's
-    files in the shared folders, in MB."""
-    total = 0
-    for pid in _pids(session, uid):
-        try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * resource.getpagesize()
-        except (OSError, IndexError, ValueError):
-            continue
-    if uid is not None:
-        total += identity.shared_bytes(uid)
-    return total / 2 ** 20
+def usage(pid):
+    """(resident MB, CPU seconds of every thread) of process ``pid``, from its own counters: a child can start no
+    process and write no file (policy.py), so what it holds is its one process's. (0, 0) once it is gone."""
+    try:
+        resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * resource.getpagesize()
+        # Fields after the command name (which may hold spaces): utime and stime are [11] and [12].
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return resident / 2 ** 20, (int(fields[11]) + int(fields[12])) / TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0, 0.0
 
 
 def threads_of(uid):

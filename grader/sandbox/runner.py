@@ -9,6 +9,7 @@ a child that is gone, or by a call that failed, is not run, and says whose resul
 import contextlib
 import fcntl
 import json
+import math
 import os
 import secrets
 import select
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.sandbox import cgroup, channel, identity, policy
-from grader.sandbox.limits import PASSED_ENV, THREADS_ENV, Limits, Spent, memory_mb, preexec, threads_of
+from grader.sandbox.limits import PASSED_ENV, THREADS_ENV, Limits, Spent, preexec, threads_of, usage
 
 DRIVER = Path(__file__).with_name("driver.py")
 CONFINE = Path(__file__).with_name("confine.py")
@@ -31,6 +32,7 @@ POLICY = Path(__file__).with_name("policy.py")
 POLL = 0.02
 OUT_OF_MEMORY = "could not finish: the grading machine ran out of memory: tell your TA (not your code's fault)"
 MEMORY_EVERY = 0.1
+CPU_SLACK = 0.05   # the interpreter's start before the import is asked, and the driver's own work between calls
 CGROUP_SLACK_MB = 64   # the cgroup is the hard stop behind the watch, which says why (page cache counts there too)
 
 
@@ -92,17 +94,17 @@ class Child:
     """One process running driver.py, confined (confine.py), in a scratch folder of its own; as root, as a
     never-used uid and gid, in a cgroup of its own where one can be made."""
 
-    def __init__(self, root, limits, python, groups, output):
-        self.limits, self.output = limits, output
+    def __init__(self, root, limits, python, groups, output, cpu_seconds):
+        self.limits, self.output, self.cpu_seconds = limits, output, cpu_seconds
         self.uid = identity.fresh_uid() if os.geteuid() == 0 else None
+        # Its working folder, empty: a child writes no file (policy.py), so nothing here is its own either.
         self.scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=root))
+        self.scratch.chmod(0o750)
         self.group = None
         if self.uid is not None:
             # The grader's files: readable by this child alone (its own gid), writable by none.
             for path in (root, *root.rglob("*")):
-                if path != self.scratch and self.scratch not in path.parents:
-                    os.chown(path, 0, self.uid)
-            os.chown(self.scratch, self.uid, self.uid)
+                os.chown(path, 0, self.uid)
             self.group = cgroup.Group.create(f"convlab-{self.uid}", limits.memory_mb + CGROUP_SLACK_MB)
         command_r, self.command_w = os.pipe()
         self.reply_r, reply_w = os.pipe()
@@ -114,12 +116,14 @@ class Child:
                    PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0", MPLBACKEND="Agg")
         self.buffer, self.killed, self.oom_before = bytearray(), False, _oom_kills()
         self.next_memory = time.monotonic() + MEMORY_EVERY
+        # Seconds it was asked for (wall), CPU seconds beyond them noted so far, and those not yet charged.
+        self.asked, self.cpu_noted, self.background = 0.0, 0.0, 0.0
         try:
             self.proc = subprocess.Popen(
                 [python, "-I", str(root / "driver.py"), str(root / "task.json"), str(command_r), str(reply_w)],
                 cwd=self.scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, pass_fds=(command_r, reply_w),
-                preexec_fn=preexec(limits, process_cap, self.uid, groups, self.group))
+                preexec_fn=preexec(limits, process_cap, self.uid, groups, self.group, cpu_seconds))
         except BaseException:
             self.remove_group()
             raise
@@ -137,6 +141,21 @@ class Child:
         data = memoryview(channel.command(dict(command, nonce=nonce), arrays or {}))   # sent on without copies
         started = time.monotonic()
         deadline = min(started + seconds, wall_deadline)
+        try:
+            return self._answer(nonce, data, seconds, deadline, wall_deadline)
+        finally:
+            self.asked += time.monotonic() - started
+            self.note_cpu()
+
+    def note_cpu(self):
+        """Add to ``background`` the CPU time of the child's threads beyond the time it was asked for (threads
+        left computing between calls, or beside one)."""
+        excess = usage(self.proc.pid)[1] - self.asked - self.cpu_noted
+        if excess > CPU_SLACK:
+            self.background += excess
+            self.cpu_noted += excess
+
+    def _answer(self, nonce, data, seconds, deadline, wall_deadline):
         while True:
             now = time.monotonic()
             if data:
@@ -146,9 +165,9 @@ class Child:
                     pass
                 except OSError:
                     data = b""   # it closed its end: its exit says why
-            if now >= self.next_memory:   # across calls: a scan of /proc costs more than a quick call
+            if now >= self.next_memory:   # across calls: reading even one process's counters costs a quick call
                 self.next_memory = now + MEMORY_EVERY
-                if memory_mb(self.proc.pid, self.uid) > self.limits.memory_mb:
+                if usage(self.proc.pid)[0] > self.limits.memory_mb:
                     raise Ended(f"used more than {self.limits.memory_mb} MB of memory and was stopped")
             if now >= deadline:
                 if deadline == wall_deadline:
@@ -187,7 +206,8 @@ class Child:
             if oom == "above" or (after is not None and self.oom_before is not None and after > self.oom_before):
                 return OUT_OF_MEMORY
         if code == -signal.SIGXCPU:
-            return f"was stopped: it used more than {self.limits.cpu_seconds} s of CPU time"
+            return f"was stopped: it used more than {self.cpu_seconds} s of CPU time (every thread counts, between " \
+                "calls too)"
         if code is not None and code < 0:
             return f"was stopped by signal {signal.Signals(-code).name if -code in signal.valid_signals() else -code}"
         return f"exited (status {code}) before it answered: os._exit or sys.exit in your code?"
@@ -256,7 +276,8 @@ class Run:
         self.inputs = inputs
         self.result = ChildResult()
         self.output = bytearray()
-        self.groups = [] if kind_of(task) == policy.NUMPY else [identity.LIBRARY_GID]
+        self.kind = kind_of(task)
+        self.groups = [] if self.kind == policy.NUMPY else [identity.LIBRARY_GID]
         self.deadline = time.monotonic() + limits.wall_seconds
         self.child, self.generation = None, 0
         self.saved = {}       # save name -> generation of the child holding it
@@ -306,8 +327,12 @@ class Run:
         self.generation += 1
         if self.left() <= 0:
             return {"ok": False, "error": self.spent_reason()}
+        # The kernel stops a student's child whose threads outspend what its part has left (grader code, the
+        # milestone's and the oracle's, keeps its plan's own CPU budget).
+        cpu_seconds = self.limits.cpu_seconds if self.kind == policy.MILESTONE \
+            else min(self.limits.cpu_seconds, math.ceil(self.left()) + 1)
         with self.charged():
-            self.child = Child(self.root, self.limits, self.python, self.groups, self.output)
+            self.child = Child(self.root, self.limits, self.python, self.groups, self.output, cpu_seconds)
             try:
                 reply = self.child.ask({"import": True}, min(self.limits.import_seconds, self.left()),
                                        self.deadline)
@@ -324,9 +349,25 @@ class Run:
 
     def end_child(self):
         if self.child is not None:
+            self.child.note_cpu()
+            self.charge_background()
             with self.charged():
                 self.child.stop()
             self.child = None
+
+    def charge_background(self):
+        """Charge the part the CPU time the child used beyond the time it was asked for; where that is what
+        spends the part, nothing more runs, and the student is told so. (The milestone's child, grader code, runs
+        on every CPU granted: its plan has its own budget.)"""
+        seconds, self.child.background = self.child.background, 0.0
+        if seconds <= 0 or self.kind == policy.MILESTONE:
+            return
+        self.spent.total += seconds
+        self.spent.background += seconds
+        if self.left() <= 0 and not self.over:
+            self.over = (f"kept computing after it returned (threads it started used {self.spent.background:.1f} s "
+                         f"of CPU beyond the calls' time), past the {self.limits.part_seconds:g} s this file may take "
+                         "in all")
 
     def skip_reason(self, step):
         if self.over:
@@ -378,6 +419,7 @@ class Run:
                 self.over = ended.reason
             return self.record_failure(step, f"your code {ended.reason}" if "timed out" not in ended.reason
                                        else ended.reason)
+        self.charge_background()
         record = {"ok": reply.get("ok") is True, "error": "",
                   "seconds": reply.get("seconds") if isinstance(reply.get("seconds"), float) else 0.0}
         if record["ok"] and "id" in step:
