@@ -11,8 +11,8 @@ One module per concern:
 - ``runner``: the run loop (one call at a time, timed from outside, a fresh child after a hang or a crash);
 - ``driver``: the program the child runs (with confine.py, the only grader files it sees).
 """
-from grader.sandbox.channel import decode, mask_numbers
+from grader.sandbox.channel import decode
 from grader.sandbox.limits import Limits, Spent
 from grader.sandbox.runner import ChildResult, run
 
-__all__ = ["ChildResult", "Limits", "Spent", "decode", "mask_numbers", "run"]
+__all__ = ["ChildResult", "Limits", "Spent", "decode", "run"]

@@ -9,8 +9,7 @@ and header are checked, and whose element count is checked against their length 
 (no zip, no pickle, no lazy archive).
 
 Text from the child is the student's: it goes through ``grader.text`` (cut short, valid UTF-8, no control
-characters or terminal escapes, every number masked: hidden input values must not leave through an error
-message).
+characters or terminal escapes) and otherwise reads as written.
 """
 import ast
 import base64
@@ -20,7 +19,7 @@ import struct
 
 import numpy as np
 
-from grader.text import clean_text, mask_numbers, parse_source, student_text
+from grader.text import clean_text, parse_source
 
 HEADER = struct.Struct(">I")
 MAX_ITEMS = 100_000        # JSON values in one frame (arrays travel as one string each)
@@ -45,7 +44,7 @@ def command(message, arrays):
 
 def type_words(name):
     """A type's name the student's code chose, in a sentence: "a list", "a Foo"."""
-    name = student_text(name, 60) if isinstance(name, str) and name else "value"
+    name = (clean_text(name, 60) if isinstance(name, str) else "") or "value"   # a name of escapes cleans to ""
     return f"{'an' if name[0] in 'aeiouAEIOU' else 'a'} {name}"
 
 
@@ -227,8 +226,8 @@ def location(failure, files):
 
 
 def describe_failure(failure, files):
-    """A student's exception, as they can read it: type, masked message, checked location."""
+    """A student's exception, as they can read it: type, message, checked location."""
     kind = failure.get("type")
-    kind = clean_text(kind, 60) if isinstance(kind, str) and kind else "Exception"
-    message = student_text(failure.get("message", ""))
-    return f"{mask_numbers(kind)}{': ' + message if message else ''}{location(failure, files)}"
+    kind = (clean_text(kind, 60) if isinstance(kind, str) else "") or "Exception"
+    message = clean_text(failure.get("message", ""))
+    return f"{kind}{': ' + message if message else ''}{location(failure, files)}"
