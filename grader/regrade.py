@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import re
+import stat
 import sys
 import tempfile
 import time
@@ -30,8 +31,11 @@ from grader.assignments import get_assignment
 from grader.text import clean_text
 
 METADATA = "submission_metadata.yml"
+# Gradescope writes about 250 bytes a submission: 1 MB is a class of 4,000, and libyaml parses it in under a second.
+METADATA_LIMIT = 1_000_000
 SUBMISSION_ID = re.compile(r"submission_(\d+)")
 PROGRESS_EVERY = 10   # submissions between two progress lines where no terminal shows a bar
+SHOWN = 3   # ignored metadata fields named in the log; the rest are counted
 
 
 class ExportError(Exception):
@@ -41,10 +45,15 @@ class ExportError(Exception):
 @dataclass
 class Entry:
     """One submission of the export."""
-    key: str            # Gradescope's submission id, or the entry's name outside an export
+    key: str            # Gradescope's submission id, or the entry's name outside an export; unique in a regrade
     path: Path
     submitters: list    # [{"name", "email", "sid"}], several for a group; [] where the metadata has none
     metadata: dict = None   # what joins the seed: {"id": ...} as Gradescope's submission_metadata.json has it
+
+    @property
+    def name(self):
+        """The name of its results and its log (``<name>.json``, ``logs/<name>.log``): unique, as its key is."""
+        return f"submission_{self.key}" if self.metadata else self.key
 
 
 @dataclass
@@ -94,27 +103,115 @@ def find_export(path, scratch):
     return inner[0] if inner else path
 
 
+def _say(message):
+    """A line of the regrade's log (its standard error), for the TA running it."""
+    print(f"regrade: {message}", file=sys.stderr, flush=True)
+
+
 def _field(record, key):
     """A field of the metadata; Gradescope writes its keys as Ruby symbols (":name")."""
     return record.get(f":{key}", record.get(key)) if isinstance(record, dict) else None
 
 
-def read_submitters(export):
-    """{entry name: [{"name", "email", "sid"}]} from the export's submission_metadata.yml ({} without one)."""
+def _metadata_text(path):
+    """The text of the metadata file at ``path``; None where there is none. Refused unread where it is not a
+    regular file (a pipe or a device would never end) or is over METADATA_LIMIT."""
     try:
-        data = yaml.safe_load((export / METADATA).read_text(encoding="utf-8"))
+        found = path.stat()
     except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(found.st_mode):
+        raise ExportError(f"{path} is not a regular file: refused unread")
+    with open(path, "rb") as f:
+        data = f.read(METADATA_LIMIT + 1)   # no more, whatever the size said: the file may have grown since
+    if len(data) > METADATA_LIMIT:
+        raise ExportError(f"{path} is over {METADATA_LIMIT // 1_000_000} MB, far more than Gradescope writes for a "
+                          "class: refused unread")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ExportError(f"{path} is not UTF-8 text: refused") from None
+
+
+def _parsed(text, path):
+    """The YAML document ``text``, anchors and aliases refused before anything is built: Gradescope writes
+    neither, and a few hundred bytes of nested aliases stand for gigabytes once a field is made a string."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml where there is one: ten times faster
+    try:
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise ExportError(f"{path} uses YAML anchors or aliases (line {event.start_mark.line + 1}), which "
+                                  "Gradescope's metadata never does: refused unread")
+        return yaml.load(text, Loader=loader)
+    # A YAML error, a number past Python's digit limit or a date that does not exist (ValueError), nesting
+    # deeper than the pure-Python parser's stack (RecursionError): the file is broken either way.
+    except (yaml.YAMLError, ValueError, RecursionError) as error:
+        raise ExportError(f"{path} cannot be read ({' '.join(str(error).split())[:300]})") from None
+
+
+def _plain(value):
+    """A submitter's field as text; None where it is not a plain value (a list, a mapping, a date...)."""
+    if value is None:
+        return ""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return clean_text(value, 200)
+    return None
+
+
+def read_submitters(export):
+    """{entry name: [{"name", "email", "sid"}]} from the export's submission_metadata.yml ({} without one).
+
+    A file that cannot be used (too large, not YAML, anchors or aliases, not a mapping) stops the regrade with
+    one line: graded without it, scores.csv would have no name to put the scores under. A field that is not
+    plain text (a list where a name should be) is left empty and said in the log; the rest is kept."""
+    path = export / METADATA
+    text = _metadata_text(path)
+    if text is None:
         return {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise ExportError(f"{export / METADATA} cannot be read ({' '.join(str(error).split())})") from None
+    data = _parsed(text, path)
     if not isinstance(data, dict):
-        raise ExportError(f"{export / METADATA} is not Gradescope's submission metadata (a mapping of submissions)")
-    found = {}
+        raise ExportError(f"{path} is not Gradescope's submission metadata (a mapping of submissions)")
+    found, ignored = {}, []
     for name, record in data.items():
-        people = _field(record, "submitters") or []
-        found[str(name)] = [{key: str(_field(person, key) or "") for key in ("name", "email", "sid")}
-                            for person in people if isinstance(person, dict)]
+        people = _field(record, "submitters")
+        if not isinstance(people, list):
+            if people is not None:
+                ignored.append(f"{name}: its submitters")
+            people = []
+        found[str(name)] = []
+        for i, person in enumerate(people):
+            if not isinstance(person, dict):
+                ignored.append(f"{name}: submitter {i + 1}")
+                continue
+            fields = {key: _plain(_field(person, key)) for key in ("name", "email", "sid")}
+            ignored += [f"{name}: submitter {i + 1}'s {key}" for key, value in fields.items() if value is None]
+            found[str(name)].append({key: value or "" for key, value in fields.items()})
+    if ignored:
+        more = f" and {len(ignored) - SHOWN} more" if len(ignored) > SHOWN else ""
+        _say(f"{METADATA}: {len(ignored)} field(s) that are not plain text left empty "
+             f"({clean_text('; '.join(ignored[:SHOWN]), 300)}{more})")
     return found
+
+
+def _distinct(found):
+    """Give every entry a key of its own. Two entries whose names clean to the same key (a folder ``x`` and
+    ``x.zip``, names that differ only in bytes that are not text) would share a row and a results file: the
+    first by name keeps the key, the others get ``-2``, ``-3``, ..., said in the log."""
+    taken = {e.key for e in found}
+    groups = {}
+    for entry in sorted(found, key=lambda e: os.fsencode(e.path.name)):
+        groups.setdefault(entry.key, []).append(entry)
+    for key, group in groups.items():
+        if len(group) < 2:
+            continue
+        for entry in group[1:]:
+            n = 2
+            while f"{key}-{n}" in taken:
+                n += 1
+            entry.key = f"{key}-{n}"
+            taken.add(entry.key)
+        names = " and ".join(clean_text(e.path.name, 100) for e in group)
+        _say(f"{names} have the same key ({key}): graded as {' and '.join(e.key for e in group)}")
 
 
 def entries(export):
@@ -124,10 +221,12 @@ def entries(export):
     for path in export.iterdir():
         if not _is_submission(path):
             continue
-        match = SUBMISSION_ID.fullmatch(path.stem)
+        name = path.name if path.is_dir() else path.stem   # a folder's name whole: "j.doe" is no file type
+        match = SUBMISSION_ID.fullmatch(name)
         # a folder's name may be anything (not UTF-8, escapes): it reaches scores.csv and the report cleaned
-        key = match.group(1) if match else clean_text(path.stem, 100)
-        found.append(Entry(key, path, submitters.get(path.stem, []), {"id": int(key)} if match else None))
+        key = match.group(1) if match else clean_text(name, 100)
+        found.append(Entry(key or "?", path, submitters.get(name, []), {"id": int(key)} if match else None))
+    _distinct(found)
     return sorted(found, key=lambda e: (not e.key.isdigit(), int(e.key) if e.key.isdigit() else 0, e.key))
 
 
@@ -145,7 +244,7 @@ def _grade_one(path, out_path, log_path, assignment, metadata, parts):
 
 
 def _run_one(entry, out_dir, assignment, parts):
-    out_path, log_path = out_dir / f"{entry.path.stem}.json", out_dir / "logs" / f"{entry.path.stem}.log"
+    out_path, log_path = out_dir / f"{entry.name}.json", out_dir / "logs" / f"{entry.name}.log"
     if out_path.is_file():
         out_path.unlink()   # a result left from an earlier run must not stand in for this one
     child = multiprocessing.get_context("spawn").Process(

@@ -1,7 +1,6 @@
 """A regrade's scores.csv: one row per submitter, every test's score in a column of its own, and the flags
 staff must look at (no milestone data, the review list, out of memory, the grader's own errors)."""
-import csv
-
+from grader import spreadsheet
 from grader.checks import NOT_CHECKED
 from grader.cnn.check_milestone import NO_TEST_SET
 from grader.grade import INTERNAL_ERROR
@@ -10,11 +9,6 @@ from grader.sandbox.runner import OUT_OF_MEMORY
 
 IDENTITY = ["submission", "name", "email", "sid"]
 FLAGS = ["milestone_not_graded", "review", "out_of_memory", "grader_error"]
-
-
-def _inert(text):
-    """A name as a spreadsheet shows it, never runs it: a cell that starts like a formula gets a quote first."""
-    return f"'{text}" if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
 
 
 def test_numbers(spec, parts=None):
@@ -59,12 +53,10 @@ def rows(graded, spec, parts=None):
                   "seed": g.results.get("extra_data", {}).get("seed", ""),
                   **{flag: "" for flag in FLAGS}, **flags(g)}
         for person in g.entry.submitters or [{}]:
-            out.append({"submission": g.entry.key, **{k: _inert(person.get(k, "")) for k in IDENTITY[1:]}, **scored})
+            out.append({"submission": g.entry.key, **{k: person.get(k, "") for k in IDENTITY[1:]}, **scored})
     return out
 
 
 def write_csv(rows, path):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else IDENTITY)
-        writer.writeheader()
-        writer.writerows(rows)
+    header = list(rows[0]) if rows else IDENTITY
+    spreadsheet.write(path, header, ([row[column] for column in header] for row in rows))

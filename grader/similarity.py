@@ -6,7 +6,6 @@ stubs are given as boilerplate: the starter code everyone shares does not count.
 of its two shares of copied tokens (a short file wholly inside a long one scores 1). Each pair at or above the
 threshold gets a page of its own with the two files side by side, the shared code highlighted.
 """
-import csv
 import html
 import io
 import itertools
@@ -14,7 +13,7 @@ import re
 import warnings
 from dataclasses import dataclass
 
-from grader import paths
+from grader import paths, spreadsheet
 from grader.assignments import get_assignment
 
 THRESHOLD = 0.8   # the share of a file's (non-boilerplate) code found in the other's: the default of --similarity
@@ -58,7 +57,7 @@ def compare(sources, stubs, out_dir, threshold=THRESHOLD):
             _, shares, slices = compare_files(prints[a], prints[b])
             score = float(max(shares))
             if score >= threshold:
-                page = out_dir / f"{_safe(name)}-{_safe(a)}-{_safe(b)}.html"
+                page = _page(out_dir, f"{_safe(name)}-{_safe(a)}-{_safe(b)}", {p.page for p in pairs})
                 _write_page(page, name, (a, b), (prints[a], prints[b]), slices, score)
                 pairs.append(Pair(a, b, name, round(score, 3), f"{out_dir.name}/{page.name}"))
     return sorted(pairs, key=lambda p: (-p.score, p.file, p.a, p.b))
@@ -66,6 +65,15 @@ def compare(sources, stubs, out_dir, threshold=THRESHOLD):
 
 def _safe(text):
     return re.sub(r"[^\w.-]", "_", text)
+
+
+def _page(out_dir, stem, taken):
+    """The path of a pair's page: ``stem``.html, or -2, -3, ... after it where keys made safe for a file name
+    meet (``a b`` and ``a_b``) and another pair's page has it."""
+    page, n = out_dir / f"{stem}.html", 2
+    while f"{out_dir.name}/{page.name}" in taken:
+        page, n = out_dir / f"{stem}-{n}.html", n + 1
+    return page
 
 
 def _write_page(path, name, keys, prints, slices, score):
@@ -90,7 +98,5 @@ def _write_page(path, name, keys, prints, slices, score):
 
 
 def write_csv(pairs, path):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["submission_a", "submission_b", "file", "score"])
-        writer.writerows([p.a, p.b, p.file, p.score] for p in pairs)
+    spreadsheet.write(path, ["submission_a", "submission_b", "file", "score"],
+                      ([p.a, p.b, p.file, p.score] for p in pairs))

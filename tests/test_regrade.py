@@ -271,18 +271,21 @@ def test_a_grade_loads_none_of_the_packages_only_a_regrade_needs(tmp_path):
     assert run.stdout.splitlines()[-1] == "[]"
 
 
-def test_a_name_that_looks_like_a_formula_stays_text_in_scores_csv():
+def test_a_name_that_looks_like_a_formula_stays_text_in_scores_csv(tmp_path):
     from pathlib import Path
 
     from grader.assignments import get_assignment
     from grader.regrade import Entry, Graded
-    from grader.scores import rows
+    from grader.scores import rows, write_csv
 
     person = {"name": "=HYPERLINK(\"http://x\")", "email": "@x", "sid": "-1"}
     graded = Graded(Entry("7", Path("submission_7"), [person]), error="the grade failed: boom")
     [row] = rows([graded], get_assignment("cnn"), ["quiz"])
-    assert (row["name"], row["email"], row["sid"]) == ("'=HYPERLINK(\"http://x\")", "'@x", "'-1")
     assert row["grader_error"] == "the grade failed: boom" and row["total"] == "" and row["4.1"] == ""
+    write_csv([row], tmp_path / "scores.csv")
+    with open(tmp_path / "scores.csv", newline="") as f:
+        [written] = list(csv.DictReader(f))
+    assert (written["name"], written["email"], written["sid"]) == ("'=HYPERLINK(\"http://x\")", "'@x", "'-1")
 
 
 def test_a_folder_named_in_no_encoding_is_keyed_by_a_clean_name(tmp_path):
