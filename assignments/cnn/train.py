@@ -221,8 +221,9 @@ def on_device(split, args, device):
 def train(args):
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
-    train_data, val_data = on_device("train", args, device), on_device("val", args, device)
+    # The network first: an unfinished resnet.py stops the run before the data set is loaded (or downloaded).
     model = getattr(resnet, args.arch)(num_classes=10).to(device).to(memory_format=torch.channels_last)
+    train_data, val_data = on_device("train", args, device), on_device("val", args, device)
     steps_per_epoch = math.ceil(len(train_data[0]) / args.batch_size)
     trainer = Trainer(model, train_data, args, device, args.epochs * steps_per_epoch, steps_per_epoch)
     log = {"arch": args.arch, "device": str(device), "amp": str(trainer.dtype).replace("torch.", "") if trainer.dtype else "off",

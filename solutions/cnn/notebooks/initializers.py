@@ -7,6 +7,8 @@
 # (every gradient vanishes) or saturate (tanh's local gradients are all zero) or blow up.
 #
 # Run it from the `notebooks/` folder of the handout. After you edit `initializers.py`, restart the kernel.
+# Each section runs on its own: one that needs a function you have not written yet says so in a line, and the
+# next one runs.
 
 # %%
 import sys
@@ -19,6 +21,7 @@ HANDOUT = Path.cwd().parent if (Path.cwd().parent / "initializers.py").exists() 
 sys.path.insert(0, str(HANDOUT))
 
 from initializers import activation_stds, calculate_gain, fan_in_and_fan_out, kaiming_normal, xavier_normal
+from sections import section
 
 # %% tags=["parameters"]
 DIMS = [4096] * 7   # the lecture's network: 6 layers of 4096 units (each experiment takes a few seconds)
@@ -34,10 +37,12 @@ SEED = 0
 # does to the variance: ReLU zeroes half of its inputs, so it needs `sqrt(2)`.
 
 # %%
-print("fans of a (4096, 1000) weight:       ", fan_in_and_fan_out((4096, 1000)))
-print("fans of a (64, 3, 3, 3) conv weight: ", fan_in_and_fan_out((64, 3, 3, 3)))
-for nonlinearity in ["linear", "relu", "tanh"]:
-    print(f"gain for {nonlinearity:<7}{calculate_gain(nonlinearity):.4f}")
+with section():
+    print("fans of a (4096, 1000) weight:       ", fan_in_and_fan_out((4096, 1000)))
+    print("fans of a (64, 3, 3, 3) conv weight: ", fan_in_and_fan_out((64, 3, 3, 3)))
+with section():
+    for nonlinearity in ["linear", "relu", "tanh"]:
+        print(f"gain for {nonlinearity:<7}{calculate_gain(nonlinearity):.4f}")
 
 # %% [markdown]
 # ## The experiment
@@ -77,11 +82,14 @@ def activations(init, nonlinearity, dims=DIMS, batch=BATCH, seed=SEED):
 
 
 def draw(nonlinearity):
+    # Every initializer's activations first, so that a function not written yet stops the section before any
+    # figure is drawn.
+    drawn = {name: (activations(init, nonlinearity),
+                    activation_stds(init, nonlinearity, dims=DIMS, batch=BATCH, rng=SEED))
+             for name, init in INITS.items()}
     layers = len(DIMS) - 1
     fig, axes = plt.subplots(len(INITS), layers, figsize=(2.2 * layers, 2.0 * len(INITS)), squeeze=False)
-    for row, (name, init) in zip(axes, INITS.items()):
-        outs = activations(init, nonlinearity)
-        stds = activation_stds(init, nonlinearity, dims=DIMS, batch=BATCH, rng=SEED)
+    for row, (name, (outs, stds)) in zip(axes, drawn.items()):
         agrees = np.allclose([out.std() for out in outs], stds, rtol=1e-9, atol=0)
         print(f"{nonlinearity}, {name:<19} stds by layer: {np.array2string(np.array(stds), precision=3)}; "
               f"agrees with activation_stds: {agrees}")
@@ -96,7 +104,8 @@ def draw(nonlinearity):
     plt.show()
 
 
-draw("tanh")
+with section():
+    draw("tanh")
 
 # %% [markdown]
 # With **tanh**: the fixed small weights shrink the activations layer after layer towards zero (then the
@@ -107,7 +116,8 @@ draw("tanh")
 # slowly: a gain of 5/3 makes up for it.)
 
 # %%
-draw("relu")
+with section():
+    draw("relu")
 
 # %% [markdown]
 # With **ReLU**, half of every layer's inputs are zeroed, which halves the variance: Xavier's activations
@@ -128,9 +138,10 @@ SLIDE_VERSIONS = {
     "1 / sqrt(Din), as coded": lambda shape, rng: 1 / np.sqrt(shape[0]) * rng.standard_normal(shape),
     "sqrt(2 / Din), right": lambda shape, rng: np.sqrt(2 / shape[0]) * rng.standard_normal(shape),
 }
-for name, init in SLIDE_VERSIONS.items():
-    stds = activation_stds(init, "relu", dims=DIMS, batch=BATCH, rng=SEED)
-    print(f"{name:<27}", "  ".join(f"{s:7.3f}" for s in stds))
+with section():
+    for name, init in SLIDE_VERSIONS.items():
+        stds = activation_stds(init, "relu", dims=DIMS, batch=BATCH, rng=SEED)
+        print(f"{name:<27}", "  ".join(f"{s:7.3f}" for s in stds))
 
 # %% [markdown]
 # The printed version grows by `sqrt(2)` a layer (after 50 layers, by a factor of 2^25), the coded one shrinks

@@ -6,7 +6,10 @@
 # picture so that you can see what a filter computes.
 #
 # Run it from the `notebooks/` folder of the handout (Jupyter does this when you open it there). After you
-# edit `layers.py`, restart the kernel (Kernel > Restart) so that the new version is imported.
+# edit `layers.py`, restart the kernel (Kernel > Restart) so that the new version is imported. Each section
+# runs on its own: one whose function you have not written yet prints a line saying so
+# (`max_pool_forward_naive: not implemented yet, skipped`) and the next one runs, so you can write the layers
+# in any order.
 
 # %%
 import sys
@@ -23,6 +26,7 @@ from gradcheck import eval_numerical_gradient_array, rel_error
 from layers import (avg_pool_backward_naive, avg_pool_forward_naive, batchnorm_backward, batchnorm_backward_alt,
                     batchnorm_forward, conv_backward_naive, conv_forward_naive, max_pool_backward_naive,
                     max_pool_forward_naive, spatial_batchnorm_backward, spatial_batchnorm_forward)
+from sections import section
 
 rng = np.random.default_rng(0)
 
@@ -50,17 +54,18 @@ w = rng.standard_normal((4, 3, 3, 3))
 b = rng.standard_normal(4)
 conv_param = {"stride": 2, "pad": 1}
 
-out, cache = conv_forward_naive(x, w, b, conv_param)
-dout = rng.standard_normal(out.shape)
-dx, dw, db = conv_backward_naive(dout, cache)
+with section():
+    out, cache = conv_forward_naive(x, w, b, conv_param)
+    print("output shape:", out.shape)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = conv_backward_naive(dout, cache)
 
-dx_num = eval_numerical_gradient_array(lambda x: conv_forward_naive(x, w, b, conv_param)[0], x, dout)
-dw_num = eval_numerical_gradient_array(lambda w: conv_forward_naive(x, w, b, conv_param)[0], w, dout)
-db_num = eval_numerical_gradient_array(lambda b: conv_forward_naive(x, w, b, conv_param)[0], b, dout)
-print("output shape:", out.shape)
-print(f"dx relative error: {rel_error(dx, dx_num):.2e}")
-print(f"dw relative error: {rel_error(dw, dw_num):.2e}")
-print(f"db relative error: {rel_error(db, db_num):.2e}")
+    dx_num = eval_numerical_gradient_array(lambda x: conv_forward_naive(x, w, b, conv_param)[0], x, dout)
+    dw_num = eval_numerical_gradient_array(lambda w: conv_forward_naive(x, w, b, conv_param)[0], w, dout)
+    db_num = eval_numerical_gradient_array(lambda b: conv_forward_naive(x, w, b, conv_param)[0], b, dout)
+    print(f"dx relative error: {rel_error(dx, dx_num):.2e}")
+    print(f"dw relative error: {rel_error(dw, dw_num):.2e}")
+    print(f"db relative error: {rel_error(db, db_num):.2e}")
 
 # %% [markdown]
 # ### Pooling
@@ -75,11 +80,12 @@ x = rng.permutation(2 * 3 * 9 * 9).reshape(2, 3, 9, 9) / 10.0
 pool_param = {"pool_height": 3, "pool_width": 3, "stride": 2}
 for name, forward, backward in [("max", max_pool_forward_naive, max_pool_backward_naive),
                                 ("average", avg_pool_forward_naive, avg_pool_backward_naive)]:
-    out, cache = forward(x, pool_param)
-    dout = rng.standard_normal(out.shape)
-    dx = backward(dout, cache)
-    dx_num = eval_numerical_gradient_array(lambda x: forward(x, pool_param)[0], x, dout)
-    print(f"{name} pooling: output {out.shape}, dx relative error {rel_error(dx, dx_num):.2e}")
+    with section():
+        out, cache = forward(x, pool_param)
+        dout = rng.standard_normal(out.shape)
+        dx = backward(dout, cache)
+        dx_num = eval_numerical_gradient_array(lambda x: forward(x, pool_param)[0], x, dout)
+        print(f"{name} pooling: output {out.shape}, dx relative error {rel_error(dx, dx_num):.2e}")
 
 # %% [markdown]
 # ### Batch normalization
@@ -91,25 +97,30 @@ for name, forward, backward in [("max", max_pool_forward_naive, max_pool_backwar
 # %%
 x = 3 * rng.standard_normal((8, 5)) + 2
 gamma, beta = rng.standard_normal(5), rng.standard_normal(5)
-out, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
-# Normalised, then scaled by gamma and shifted by beta: each output column has mean beta and std |gamma|.
-print("mean - beta:   ", np.round(out.mean(axis=0) - beta, 6))
-print("std / |gamma|: ", np.round(out.std(axis=0) / np.abs(gamma), 4))
+with section():
+    out, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
+    # Normalised, then scaled by gamma and shifted by beta: each output column has mean beta and std |gamma|.
+    print("mean - beta:   ", np.round(out.mean(axis=0) - beta, 6))
+    print("std / |gamma|: ", np.round(out.std(axis=0) / np.abs(gamma), 4))
 
-dout = rng.standard_normal(out.shape)
-dx, dgamma, dbeta = batchnorm_backward(dout, cache)
-dx_alt, _, _ = batchnorm_backward_alt(dout, cache)
-dx_num = eval_numerical_gradient_array(lambda x: batchnorm_forward(x, gamma, beta, {"mode": "train"})[0], x, dout)
-print(f"dx relative error: {rel_error(dx, dx_num):.2e} (alt: {rel_error(dx_alt, dx_num):.2e})")
+    dout = rng.standard_normal(out.shape)
+    dx_num = eval_numerical_gradient_array(lambda x: batchnorm_forward(x, gamma, beta, {"mode": "train"})[0], x,
+                                           dout)
+    for name, backward in [("batchnorm_backward", batchnorm_backward),
+                           ("batchnorm_backward_alt", batchnorm_backward_alt)]:
+        with section():
+            dx, _, _ = backward(dout, cache)
+            print(f"{name}: dx relative error {rel_error(dx, dx_num):.2e}")
 
 x = rng.standard_normal((2, 3, 4, 5))
 gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
-out, cache = spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"})
-dout = rng.standard_normal(out.shape)
-dx, _, _ = spatial_batchnorm_backward(dout, cache)
-dx_num = eval_numerical_gradient_array(
-    lambda x: spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"})[0], x, dout)
-print(f"spatial batchnorm dx relative error: {rel_error(dx, dx_num):.2e}")
+with section():
+    out, cache = spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"})
+    dout = rng.standard_normal(out.shape)
+    dx, _, _ = spatial_batchnorm_backward(dout, cache)
+    dx_num = eval_numerical_gradient_array(
+        lambda x: spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"})[0], x, dout)
+    print(f"spatial batchnorm dx relative error: {rel_error(dx, dx_num):.2e}")
 
 # %% [markdown]
 # ## 2. What a filter sees
@@ -166,25 +177,26 @@ def edge_filters():
     return vertical, horizontal
 
 
-vertical, horizontal = edge_filters()
-blur = np.ones((3, 3, 3)) / 27
-w = np.stack([blur, vertical, horizontal])   # (F, C, HH, WW) = (3, 3, 3, 3)
-out, _ = conv_forward_naive(image[None], w, np.zeros(3), {"stride": 1, "pad": 1})
-print("output shape:", out.shape)
+with section():
+    vertical, horizontal = edge_filters()
+    blur = np.ones((3, 3, 3)) / 27
+    w = np.stack([blur, vertical, horizontal])   # (F, C, HH, WW) = (3, 3, 3, 3)
+    out, _ = conv_forward_naive(image[None], w, np.zeros(3), {"stride": 1, "pad": 1})
+    print("output shape:", out.shape)
 
-fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
-axes[0].imshow(image.transpose(1, 2, 0))
-axes[0].set_title("input")
-for ax, response, title in zip(axes[1:], out[0], ["blur", "vertical edges", "horizontal edges"]):
-    edges = title != "blur"   # signed responses: white is zero, red and blue the two directions of change
-    limit = np.abs(response).max()
-    shown = ax.imshow(response, cmap="RdBu_r" if edges else "gray", vmin=-limit if edges else None,
-                      vmax=limit if edges else None)
-    ax.set_title(title)
-    fig.colorbar(shown, ax=ax, fraction=0.046)
-for ax in axes:
-    ax.axis("off")
-plt.show()
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
+    axes[0].imshow(image.transpose(1, 2, 0))
+    axes[0].set_title("input")
+    for ax, response, title in zip(axes[1:], out[0], ["blur", "vertical edges", "horizontal edges"]):
+        edges = title != "blur"   # signed responses: white is zero, red and blue the two directions of change
+        limit = np.abs(response).max()
+        shown = ax.imshow(response, cmap="RdBu_r" if edges else "gray", vmin=-limit if edges else None,
+                          vmax=limit if edges else None)
+        ax.set_title(title)
+        fig.colorbar(shown, ax=ax, fraction=0.046)
+    for ax in axes:
+        ax.axis("off")
+    plt.show()
 
 # %% [markdown]
 # The vertical-edge filter lights up (red or blue, by the sign of the change) along the walls of the house,
@@ -194,13 +206,15 @@ plt.show()
 # frame come from the padding: around the image the filter sees zeros, which is a sharp edge against any
 # colour.
 #
-# Stride 2 halves the output: the same filters, sampled every other pixel.
+# Stride 2 halves the output: the vertical-edge filter again, sampled every other pixel.
 
 # %%
-out2, _ = conv_forward_naive(image[None], w, np.zeros(3), {"stride": 2, "pad": 1})
-print("stride 2:", out2.shape, "= 1 + (128 + 2 - 3) // 2 =", 1 + (128 + 2 - 3) // 2)
-plt.figure(figsize=(3.6, 3.6))
-plt.imshow(out2[0, 1], cmap="RdBu_r")
-plt.axis("off")
-plt.title("vertical edges, stride 2")
-plt.show()
+with section():
+    vertical, _ = edge_filters()
+    out2, _ = conv_forward_naive(image[None], vertical[None], np.zeros(1), {"stride": 2, "pad": 1})
+    print("stride 2:", out2.shape, "= 1 + (128 + 2 - 3) // 2 =", 1 + (128 + 2 - 3) // 2)
+    plt.figure(figsize=(3.6, 3.6))
+    plt.imshow(out2[0, 0], cmap="RdBu_r")
+    plt.axis("off")
+    plt.title("vertical edges, stride 2")
+    plt.show()

@@ -18,6 +18,8 @@
 # `python train.py --arch resnet20` in a terminal; it does the same.
 #
 # The first run downloads CIFAR-10 (163 MB) into `datasets/` and checks it; later runs read it from there.
+# Each section runs on its own: while `resnet.py` is unfinished, the network and the training say so in a line
+# each (`ResNet.__init__: not implemented yet, skipped`), and the check at the end still runs.
 
 # %%
 import json
@@ -33,6 +35,7 @@ sys.path.insert(0, str(HANDOUT))
 
 import resnet
 import train
+from sections import section
 
 if torch.cuda.is_available():
     print("GPU:", torch.cuda.get_device_name(0))
@@ -52,8 +55,9 @@ DEVICE = "auto"       # a GPU when there is one
 # Built by your `resnet.py`: if this cell fails, finish `resnet.py` first (`pytest tests/test_resnet.py`).
 
 # %%
-model = getattr(resnet, ARCH)()
-print(f"{ARCH}: {sum(p.numel() for p in model.parameters()):,} parameters")
+with section():
+    model = getattr(resnet, ARCH)()
+    print(f"{ARCH}: {sum(p.numel() for p in model.parameters()):,} parameters")
 
 # %% [markdown]
 # ## Training
@@ -71,7 +75,8 @@ options = ["--arch", ARCH, "--device", DEVICE, "--out", str(HANDOUT / "milestone
 for flag, value in [("--epochs", EPOCHS), ("--batch-size", BATCH_SIZE), ("--train-subset", TRAIN_SUBSET)]:
     if value is not None:
         options += [flag, str(value)]
-log = train.train(train.parse_args(options))
+with section():
+    train.train(train.parse_args(options))
 
 # %% [markdown]
 # ## How it went
@@ -79,25 +84,30 @@ log = train.train(train.parse_args(options))
 # The log holds one entry per epoch. The training loss is measured on augmented images with label smoothing,
 # while the network's weights change during the epoch; the validation loss on plain images, after the epoch.
 # Falling together, they say the network is learning; a training loss that keeps falling while the validation
-# loss rises says it is memorising the training set (overfitting).
+# loss rises says it is memorising the training set (overfitting). The plot is of the last training's log,
+# `train_log.json`: the one above, or an earlier one if that stopped before its first epoch.
 
 # %%
-log = json.loads((HANDOUT / "train_log.json").read_text())
-epochs = [e["epoch"] for e in log["epochs"]]
-print(f"epochs logged: {len(epochs)}; {log['arch']} on {log['device']}")
-fig, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(14, 3.6))
-for split in ("train", "val"):
-    loss_ax.plot(epochs, [e[f"{split}_loss"] for e in log["epochs"]], marker="o", label=split)
-    acc_ax.plot(epochs, [100 * e[f"{split}_acc"] for e in log["epochs"]], marker="o", label=split)
-lr_ax.plot(epochs, [e["lr"] for e in log["epochs"]], marker="o")
-for ax, title in [(loss_ax, "loss"), (acc_ax, "accuracy (%)"), (lr_ax, "learning rate at the epoch's end")]:
-    ax.set_title(title)
-    ax.set_xlabel("epoch")
-loss_ax.legend()
-acc_ax.legend()
-plt.show()
-last = log["epochs"][-1]
-print(f"final validation accuracy {100 * last['val_acc']:.1f} %, {last['images_per_second']:.0f} images a second")
+if not (HANDOUT / "train_log.json").exists():
+    print("train_log.json: not written yet (no training has finished an epoch), nothing to plot")
+else:
+    log = json.loads((HANDOUT / "train_log.json").read_text())
+    epochs = [e["epoch"] for e in log["epochs"]]
+    print(f"epochs logged: {len(epochs)}; {log['arch']} on {log['device']}")
+    fig, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(14, 3.6))
+    for split in ("train", "val"):
+        loss_ax.plot(epochs, [e[f"{split}_loss"] for e in log["epochs"]], marker="o", label=split)
+        acc_ax.plot(epochs, [100 * e[f"{split}_acc"] for e in log["epochs"]], marker="o", label=split)
+    lr_ax.plot(epochs, [e["lr"] for e in log["epochs"]], marker="o")
+    for ax, title in [(loss_ax, "loss"), (acc_ax, "accuracy (%)"), (lr_ax, "learning rate at the epoch's end")]:
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+    loss_ax.legend()
+    acc_ax.legend()
+    plt.show()
+    last = log["epochs"][-1]
+    print(f"final validation accuracy {100 * last['val_acc']:.1f} %, {last['images_per_second']:.0f} images a "
+          "second")
 
 # %% [markdown]
 # The autograder measures the accuracy on CIFAR-10's *test* set, which training never looks at; full credit

@@ -4,7 +4,9 @@
 # This notebook prints the lecture's AlexNet table from *your* calculators in `quiz.py`, beside the figures
 # the lecture printed, and marks the two places where the lecture's table is wrong.
 #
-# Run it from the `notebooks/` folder of the handout. After you edit `quiz.py`, restart the kernel.
+# Run it from the `notebooks/` folder of the handout. After you edit `quiz.py`, restart the kernel. Each
+# section runs on its own: one that needs a function you have not written yet says so in a line, and the next
+# one runs.
 
 # %%
 import sys
@@ -17,6 +19,7 @@ HANDOUT = Path.cwd().parent if (Path.cwd().parent / "quiz.py").exists() else Pat
 sys.path.insert(0, str(HANDOUT))
 
 from quiz import alexnet_table, conv_output_size, pool_output_size
+from sections import section
 
 # %% [markdown]
 # ## Output sizes
@@ -26,8 +29,10 @@ from quiz import alexnet_table, conv_output_size, pool_output_size
 # window that would stick out past the padded edge is dropped. AlexNet's first layer and first pooling layer:
 
 # %%
-print("conv1: (227 - 11 + 2*2) / 4 + 1 =", conv_output_size(227, kernel=11, stride=4, pad=2))
-print("pool1: (56 - 3) / 2 + 1         =", pool_output_size(56, kernel=3, stride=2), "(26.5 rounded down, + 1)")
+with section():
+    print("conv1: (227 - 11 + 2*2) / 4 + 1 =", conv_output_size(227, kernel=11, stride=4, pad=2))
+with section():
+    print("pool1: (56 - 3) / 2 + 1         =", pool_output_size(56, kernel=3, stride=2), "(26.5 rounded down, + 1)")
 
 # %% [markdown]
 # ## The table
@@ -51,22 +56,23 @@ ERRATA = {
     ("fc8", "params"): "erratum: the table leaves out the 1,000 biases (4096*1000 + 1000)",
 }
 
-rows = alexnet_table()
-print(f"{'layer':<8}{'output':>14}{'memory KB':>16}{'params k':>18}{'MFLOP':>14}   note")
-for row in rows:
-    name = row["name"]
-    shape = f"{row['c_out']} x {row['size_out']} x {row['size_out']}" if row["size_out"] else str(row["c_out"])
-    yours = (round(row["memory_kb"]), round(row["params"] / 1e3), round(row["flops"] / 1e6))
-    notes = []
-    for column, mine, printed in zip(("memory", "params", "flop"), yours, LECTURE[name]):
-        if mine != printed:
-            notes.append(ERRATA.get((name, column), f"{column} differs from the lecture: check quiz.py"))
-    cells = [f"{mine:,} / {printed:,}" for mine, printed in zip(yours, LECTURE[name])]
-    print(f"{name:<8}{shape:>14}{cells[0]:>16}{cells[1]:>18}{cells[2]:>14}   {'; '.join(notes)}")
+with section():
+    rows = alexnet_table()
+    print(f"{'layer':<8}{'output':>14}{'memory KB':>16}{'params k':>18}{'MFLOP':>14}   note")
+    for row in rows:
+        name = row["name"]
+        shape = f"{row['c_out']} x {row['size_out']} x {row['size_out']}" if row["size_out"] else str(row["c_out"])
+        yours = (round(row["memory_kb"]), round(row["params"] / 1e3), round(row["flops"] / 1e6))
+        notes = []
+        for column, mine, printed in zip(("memory", "params", "flop"), yours, LECTURE[name]):
+            if mine != printed:
+                notes.append(ERRATA.get((name, column), f"{column} differs from the lecture: check quiz.py"))
+        cells = [f"{mine:,} / {printed:,}" for mine, printed in zip(yours, LECTURE[name])]
+        print(f"{name:<8}{shape:>14}{cells[0]:>16}{cells[1]:>18}{cells[2]:>14}   {'; '.join(notes)}")
 
-total_params = sum(row["params"] for row in rows)
-print(f"\ntotal: {total_params:,} parameters ({total_params * 4 / 2**20:.0f} MB in float32), "
-      f"{sum(row['flops'] for row in rows) / 1e9:.2f} GFLOP per image")
+    total_params = sum(row["params"] for row in rows)
+    print(f"\ntotal: {total_params:,} parameters ({total_params * 4 / 2**20:.0f} MB in float32), "
+          f"{sum(row['flops'] for row in rows) / 1e9:.2f} GFLOP per image")
 
 # %% [markdown]
 # (The slide that works out fc6's parameters with the formula also slips in its sum: it prints 37,725,832.)
@@ -78,15 +84,17 @@ print(f"\ntotal: {total_params:,} parameters ({total_params * 4 / 2**20:.0f} MB 
 # holds most of them), and the compute in the convolutions.
 
 # %%
-names = [row["name"] for row in rows]
-shares = {column: np.array([row[key] for row in rows], dtype=float) for column, key in
-          [("memory", "memory_kb"), ("params", "params"), ("flop", "flops")]}
-positions = np.arange(len(names))
-fig, ax = plt.subplots(figsize=(10, 3.5))
-for offset, (column, values) in zip((-0.27, 0, 0.27), shares.items()):
-    ax.bar(positions + offset, 100 * values / values.sum(), width=0.27, label=column)
-ax.set_xticks(positions, names)
-ax.set_ylabel("% of the network's total")
-ax.legend()
-ax.set_title("AlexNet, layer by layer")
-plt.show()
+with section():
+    rows = alexnet_table()
+    names = [row["name"] for row in rows]
+    shares = {column: np.array([row[key] for row in rows], dtype=float) for column, key in
+              [("memory", "memory_kb"), ("params", "params"), ("flop", "flops")]}
+    positions = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for offset, (column, values) in zip((-0.27, 0, 0.27), shares.items()):
+        ax.bar(positions + offset, 100 * values / values.sum(), width=0.27, label=column)
+    ax.set_xticks(positions, names)
+    ax.set_ylabel("% of the network's total")
+    ax.legend()
+    ax.set_title("AlexNet, layer by layer")
+    plt.show()
