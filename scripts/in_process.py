@@ -36,10 +36,12 @@ def _timeout(signum, frame):
 
 
 class InProcessChild:
-    """runner.Child's interface (``ask``, ``stop``), answered by driver.py's Runner in this process."""
+    """runner.Child's interface (``ask``, ``note_cpu``, ``background``, ``stop``), answered by driver.py's Runner in
+    this process (no CPU of its own to charge)."""
     source = None   # a folder to import the student's module from instead of the sandbox's copy (coverage)
+    background = 0.0
 
-    def __init__(self, root, limits, python, groups, output):
+    def __init__(self, root, limits, python, groups, output, cpu_seconds):
         from grader.sandbox.driver import Runner
 
         task = json.loads((root / "task.json").read_text())
@@ -49,7 +51,10 @@ class InProcessChild:
             sys.modules.pop(name.stem, None)   # the previous variant's module
         self.runner = Runner(task, None, None)
 
-    def ask(self, command, seconds, wall_deadline, arrays=None):
+    def note_cpu(self):
+        pass
+
+    def ask(self, command, seconds, wall_deadline, arrays=None, read_only=()):
         from grader.sandbox import channel
         from grader.sandbox.driver import read_only
         from grader.sandbox.runner import Ended

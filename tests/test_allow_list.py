@@ -10,6 +10,7 @@ import re
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
 from grader import sandbox
@@ -244,3 +245,37 @@ def test_the_containment_line_names_each_kinds_allow_list_and_its_size():
     for kind in policy.KINDS:
         assert f"{kind} {len(policy.allowed(kind))}" in line, line
     assert line.startswith("containment: seccomp allow-lists (calls: ")
+
+
+ROUTES = {
+    "numpy's flag": "x[...] = 0",
+    "the flag set back": "x.flags.writeable = True\n    x[...] = 0",
+    "__array_interface__": "class View:\n        __array_interface__ = dict(x.__array_interface__, "
+                           "data=(x.__array_interface__['data'][0], False))\n    np.asarray(View())[...] = 0",
+    "np.frombuffer of its memory": "import ctypes\n    raw = (ctypes.c_char * x.nbytes).from_address(x.ctypes.data)\n"
+                                   "    np.frombuffer(raw, dtype=x.dtype)[...] = 0",
+    "stride_tricks": "np.lib.stride_tricks.as_strided(x, writeable=True)[...] = 0",
+    "ctypes.memset": "import ctypes\n    ctypes.memset(x.ctypes.data, 0, x.nbytes)",
+    "mprotect": "import ctypes\n    libc = ctypes.CDLL(None, use_errno=True)\n    page = x.ctypes.data & ~4095\n"
+                "    if libc.mprotect(ctypes.c_void_p(page), 4096, 3) != 0:\n"
+                "        raise PermissionError(ctypes.get_errno(), 'mprotect refused')\n    x[...] = 0",
+    "its descriptor reopened for writing": "for fd in os.listdir('/proc/self/fd'):\n"
+                                           "        open(f'/proc/self/fd/{fd}', 'r+b').write(bytes(x.nbytes))",
+}
+
+
+@pytest.mark.parametrize("kind", [policy.NUMPY, policy.TORCH])
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_arguments_handed_read_only_cannot_be_written_by_any_route(kind, route):
+    source = "import os\nimport numpy as np\ndef f(x):\n    " + ROUTES[route] + "\n    return float(x.sum())\n" \
+             "def g(x):\n    return float(x.sum())\n"
+    x = np.arange(1.0, 7.0)
+    task = {"module": "m", "kind": kind, "forbidden": ["torch"] if kind == policy.NUMPY else [],
+            "steps": [{"id": "f", "call": "f", "args": [{"in": "x", "read_only": True}]},
+                      {"id": "g", "call": "g", "args": [{"in": "x", "read_only": True}]}]}
+    result = sandbox.run({"m.py": source.encode()}, task, {"x": x}, LIMITS)
+    edit = result.records["f"]
+    # The edit fails (numpy's error, the kernel's refusal, or a fault the grader reports as the in-place edit),
+    # and the same memory, handed again, holds what the grader put there.
+    assert not edit["ok"] and (edit.get("in_place") is not None or "Error" in edit["error"]), edit
+    assert result.records["g"]["value"] == 21.0

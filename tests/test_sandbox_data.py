@@ -106,12 +106,13 @@ def test_a_backward_that_edits_its_cache_is_told_which_array():
 FORGE = """
 import json as _json, os as _os, struct as _struct, sys as _sys
 _frame = _json.dumps({"violation": "imports torch"}).encode()
-_os.write(int(_sys.argv[-1]), _struct.pack(">I", len(_frame)) + _frame)
+_os.write(int(_sys.argv[3]), _struct.pack(">I", len(_frame)) + _frame)
 """
 
 
 def test_a_forged_violation_report_changes_nothing(tmp_path):
-    # The child writes a violation record into the reply pipe itself at import: no such record is read any more
+    # The child writes a violation record into the reply pipe (argv[3]) itself at import: no such record is read any
+    # more
     # (what a file may use is decided from its source), so the honest solution keeps full marks.
     results = grade_source(tmp_path, FORGE + SOLUTION)
     assert all(r.score == r.max_score for r in results.values()), {n: r.output for n, r in results.items()}

@@ -6,7 +6,7 @@ numpy (torch only when the student's code or a step needs it) and nothing of the
 verdict and reports nothing about the student's code: it hands back what the student's functions returned,
 and the grader's own process judges.
 
-Usage: driver.py TASK.json COMMAND_FD REPLY_FD
+Usage: driver.py TASK.json COMMAND_FD REPLY_FD ARGUMENTS_FD
 
 TASK.json: {"module": "layers", "student_dir": folder, "forbidden": [module names answered by a placeholder],
 "kind": the kind of child, whose allow-list confines it (policy.py)}
@@ -21,8 +21,9 @@ A step: {"call": target, "args": [ref, ...], "kwargs": {name: ref}, "save": name
 returned tuple, "report": whether to send the value back}
 A target: "NAME" (an attribute of the student's module) or "builtin:NAME" (a helper below).
 A ref: {"in": key} (a fresh, writable copy of an array sent with the step), {"in": key, "read_only": true}
-       (the array itself, over an immutable bytes object: no code can make it writable, so an edit in place
-       raises "ValueError: assignment destination is read-only"), {"v": json value}, {"var": name, "at":
+       (the array itself, over pages of the grader's memfd mapped read-only from ARGUMENTS_FD, listed in the
+       command's "mapped" as [key, dtype, shape, offset]: numpy refuses an edit in place with "ValueError:
+       assignment destination is read-only", and a view that ignores numpy's flag faults), {"v": json value}, {"var": name, "at":
        [keys...]} (a value saved by an earlier step, optionally indexed), {"fn": name} (a function of the
        student's module, as a value), {"list": [ref, ...]}, {"tensor": key} (an array as a torch tensor),
        {"state": prefix} (the step's arrays whose key starts with prefix, as a dict of tensors, prefix removed).
@@ -33,6 +34,7 @@ Arrays travel back as base64 .npy bytes: nothing here can execute code in the gr
 import base64
 import io
 import json
+import mmap   # before confinement: where torch is forbidden, no extension loads after it
 import os
 import struct
 import sys
@@ -234,7 +236,17 @@ def read_only(data, dtype, shape):
     return array.reshape(shape)
 
 
-def commands(fd):
+def mapped(fd, offset, dtype, shape):
+    """An array over pages of the grader's arguments memfd, mapped read-only from a descriptor opened read-only:
+    no view of it can write (a write faults), and nothing in this process can make it writable."""
+    count = int(np.prod(shape))
+    if count == 0:
+        return read_only(b"", dtype, shape)
+    pages = mmap.mmap(fd, count * dtype.itemsize, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, offset=offset)
+    return np.frombuffer(pages, dtype=dtype, count=count).reshape(shape)
+
+
+def commands(fd, arguments_fd):
     """(command, {key: read-only array}) for each command frame the grader sends, until it closes the pipe."""
     while True:
         try:
@@ -243,6 +255,8 @@ def commands(fd):
                       for key, dtype, shape in command.get("arrays", [])}
         except EOFError:
             return
+        arrays.update((key, mapped(arguments_fd, offset, np.dtype(dtype), shape))
+                      for key, dtype, shape, offset in command.get("mapped", []))
         yield command, arrays
 
 
@@ -346,7 +360,7 @@ def failure(error, student_dir):
 
 
 def main(argv):
-    task_path, command_fd, reply_fd = argv[1], int(argv[2]), int(argv[3])
+    task_path, command_fd, reply_fd, arguments_fd = argv[1], int(argv[2]), int(argv[3]), int(argv[4])
     with open(task_path) as f:
         task = json.load(f)
     # --- confinement (confine.py, beside this file): the kernel's limits, before any student code runs ---
@@ -357,7 +371,7 @@ def main(argv):
     confine.confine(task["kind"], os.path.dirname(task_path), os.getcwd())
     # --- end of confinement ---
     sys.path.insert(0, task["student_dir"])
-    Runner(task, commands(command_fd), reply_fd).main()
+    Runner(task, commands(command_fd, arguments_fd), reply_fd).main()
 
 
 if __name__ == "__main__":

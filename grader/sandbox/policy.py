@@ -36,7 +36,7 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND \
     | (getattr(os, "O_TMPFILE", 0) & ~os.O_DIRECTORY)
 PRIO_PROCESS = 0
 TCGETS, TIOCGWINSZ, FIONCLEX, FIOCLEX = 0x5401, 0x5413, 0x5450, 0x5451
-F_GETFD, F_SETFD, F_GETFL, F_SETFL = 1, 2, 3, 4
+F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 1, 2, 3, 4, 1030
 PR_SET_NAME, PR_GET_NAME, PR_SET_VMA = 15, 16, 0x53564D41
 ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_XCOMP_PERM, ARCH_REQ_XCOMP_PERM = 0x1002, 0x1003, 0x1022, 0x1023
 
@@ -72,8 +72,8 @@ ROWS = [
     ("readlink", ALL, None, "the interpreter's own path; torch's library paths"),
     ("readlinkat", ALL, None, "os.readlink"),
     ("getcwd", ALL, None, "os.getcwd, torch's import"),
-    ("fcntl", ALL, _one_of(1, F_GETFD, F_SETFD, F_GETFL, F_SETFL),
-     "descriptor flags only (no locks on shared files, no F_SETOWN naming a process)"),
+    ("fcntl", ALL, _one_of(1, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC),
+     "descriptor flags, and the copy mmap keeps of the arguments' descriptor (no locks, no F_SETOWN)"),
     ("ioctl", ALL, _one_of(1, TCGETS, TIOCGWINSZ, FIONCLEX, FIOCLEX),
      "isatty and close-on-exec only (no TIOCSTI into a terminal)"),
     # Answering: the reply pipe, stdout and stderr (read by the grader).

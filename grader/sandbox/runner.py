@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from grader.sandbox import cgroup, channel, identity, policy
 from grader.sandbox.limits import PASSED_ENV, THREADS_ENV, Limits, Spent, preexec, threads_of, usage
 
@@ -32,6 +34,10 @@ POLICY = Path(__file__).with_name("policy.py")
 POLL = 0.02
 OUT_OF_MEMORY = "could not finish: the grading machine ran out of memory: tell your TA (not your code's fault)"
 MEMORY_EVERY = 0.1
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SEGFAULT = "was stopped by signal SIGSEGV"
+WROTE_READ_ONLY = ("your code wrote into an array it was handed read-only, through a view that ignores numpy's "
+                   "read-only flag, and was stopped: leave your arguments as you found them (work on a copy)")
 CPU_SLACK = 0.05   # the interpreter's start before the import is asked, and the driver's own work between calls
 CGROUP_SLACK_MB = 64   # the cgroup is the hard stop behind the watch, which says why (page cache counts there too)
 
@@ -108,6 +114,12 @@ class Child:
             self.group = cgroup.Group.create(f"convlab-{self.uid}", limits.memory_mb + CGROUP_SLACK_MB)
         command_r, self.command_w = os.pipe()
         self.reply_r, reply_w = os.pipe()
+        # Arguments handed over read-only live in this memfd, which only the grader can write: the child gets a
+        # descriptor opened read-only (reopening it for writing is refused by its allow-list), and its pages of
+        # them are mapped from that descriptor, so no view can write them (the kernel refuses even mprotect).
+        self.arguments = os.memfd_create("convlab-arguments", os.MFD_CLOEXEC)
+        self.arguments_end = 0
+        arguments_r = os.open(f"/proc/self/fd/{self.arguments}", os.O_RDONLY | os.O_CLOEXEC)
         for fd in (self.command_w, self.reply_r):
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         process_cap = limits.processes + (0 if self.uid is not None else threads_of(os.getuid()))
@@ -120,25 +132,28 @@ class Child:
         self.asked, self.cpu_noted, self.background = 0.0, 0.0, 0.0
         try:
             self.proc = subprocess.Popen(
-                [python, "-I", str(root / "driver.py"), str(root / "task.json"), str(command_r), str(reply_w)],
+                [python, "-I", str(root / "driver.py"), str(root / "task.json"), str(command_r), str(reply_w),
+                 str(arguments_r)],
                 cwd=self.scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, pass_fds=(command_r, reply_w),
+                stderr=subprocess.STDOUT, pass_fds=(command_r, reply_w, arguments_r),
                 preexec_fn=preexec(limits, process_cap, self.uid, groups, self.group, cpu_seconds))
         except BaseException:
             self.remove_group()
             raise
         finally:
-            os.close(command_r)
-            os.close(reply_w)
+            for fd in (command_r, reply_w, arguments_r):
+                os.close(fd)
         self.reader = threading.Thread(target=_drain, args=(self.proc.stdout, limits.output_kb << 10, output),
                                        daemon=True)
         self.reader.start()
 
-    def ask(self, command, seconds, wall_deadline, arrays=None):
-        """Send ``command`` (with ``arrays``, {key: array}) and a fresh nonce; return the reply carrying it.
-        Raises Ended."""
+    def ask(self, command, seconds, wall_deadline, arrays=None, read_only=()):
+        """Send ``command`` (with ``arrays``, {key: array}, those of ``read_only`` in the arguments memfd) and a
+        fresh nonce; return the reply carrying it. Raises Ended."""
         nonce = secrets.token_hex(16)
-        data = memoryview(channel.command(dict(command, nonce=nonce), arrays or {}))   # sent on without copies
+        arrays = dict(arrays or {})
+        mapped = [self.hand_over(key, arrays.pop(key)) for key in read_only if key in arrays]
+        data = memoryview(channel.command(dict(command, nonce=nonce, mapped=mapped), arrays))   # sent without copies
         started = time.monotonic()
         deadline = min(started + seconds, wall_deadline)
         try:
@@ -146,6 +161,15 @@ class Child:
         finally:
             self.asked += time.monotonic() - started
             self.note_cpu()
+
+    def hand_over(self, key, value):
+        """Write ``value`` into the arguments memfd, at a page of its own never reused (a value the child saved
+        from an earlier step stays as it was): [key, dtype, shape, offset] for the command."""
+        value = np.ascontiguousarray(value)
+        offset = self.arguments_end
+        os.pwrite(self.arguments, value.tobytes(), offset)
+        self.arguments_end = offset + -(-value.nbytes // PAGE) * PAGE
+        return [key, value.dtype.str, list(value.shape), offset]
 
     def note_cpu(self):
         """Add to ``background`` the CPU time of the child's threads beyond the time it was asked for (threads
@@ -228,7 +252,7 @@ class Child:
         finally:
             self.remove_group()
             self.reader.join(timeout=5)
-            for fd in (self.command_w, self.reply_r):
+            for fd in (self.command_w, self.reply_r, self.arguments):
                 os.close(fd)
             identity.remove([self.scratch])
 
@@ -404,11 +428,12 @@ class Run:
         if why:
             return self.record_failure(step, why)
         command = {"step": {k: step[k] for k in ("call", "args", "kwargs", "save", "pick") if k in step}}
+        read_only = {r["in"] for r in _refs(step) if r.get("read_only") and "in" in r}
         command["step"]["report"] = "id" in step
         started = time.monotonic()
         try:
             with self.charged():
-                reply = self.child.ask(command, budget, self.deadline, _arrays(step, self.inputs))
+                reply = self.child.ask(command, budget, self.deadline, _arrays(step, self.inputs), read_only)
         except Ended as ended:
             if "timed out" in ended.reason:
                 self.spent.hung += time.monotonic() - started
@@ -417,6 +442,8 @@ class Run:
                 self.stopped[function] = "timed out" if "timed out" in ended.reason else "stopped your code"
             if not ended.restart:
                 self.over = ended.reason
+            if ended.reason == SEGFAULT and read_only:   # what the grader saw: a write into read-only pages
+                return dict(self.record_failure(step, WROTE_READ_ONLY), in_place="")
             return self.record_failure(step, f"your code {ended.reason}" if "timed out" not in ended.reason
                                        else ended.reason)
         self.charge_background()
