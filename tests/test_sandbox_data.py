@@ -111,9 +111,8 @@ _os.write(int(_sys.argv[3]), _struct.pack(">I", len(_frame)) + _frame)
 
 
 def test_a_forged_violation_report_changes_nothing(tmp_path):
-    # The child writes a violation record into the reply pipe (argv[3]) itself at import: no such record is read any
-    # more
-    # (what a file may use is decided from its source), so the honest solution keeps full marks.
+    # The child writes a violation record into the reply pipe (argv[3]) itself at import: no such record is read
+    # any more (what a file may use is decided from its source), so the honest solution keeps full marks.
     results = grade_source(tmp_path, FORGE + SOLUTION)
     assert all(r.score == r.max_score for r in results.values()), {n: r.output for n, r in results.items()}
 
