@@ -17,6 +17,7 @@ class Case:
     ok: bool
     message: str = ""   # what differed, or the error reached when ok
     weight: float = 1.0   # its share of the test, against the other cases' (fixed per category)
+    named: tuple = ()   # the categories it counts in where its label cannot name them (drawn sizes in it)
 
 
 @dataclass
@@ -28,8 +29,8 @@ class Outcome:
     leaderboard: dict = field(default_factory=dict)   # name -> value, for Gradescope's leaderboard
     review: str = ""   # what a TA should look at (extra_data.review), under the part's file: no points
 
-    def add(self, label, ok, message="", weight=1.0):
-        self.cases.append(Case(label, ok, student_words(message), weight))
+    def add(self, label, ok, message="", weight=1.0, named=()):
+        self.cases.append(Case(label, ok, student_words(message), weight, tuple(named)))
 
     @property
     def fraction(self):
@@ -91,16 +92,37 @@ def counted(n, noun):
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-# Sizes ("3x2", "64x3x3x5") and channel changes ("8->16") vary per draw; the words around them name the category.
-DRAWN_SIZES = re.compile(r"\d+(?:x\d+)+|\d+->\d+")
+LAYOUT_CASE = re.compile(r"(?:hidden )?case \d+ \(")
+# A kernel's or window's sizes after its orientation: "tall 3x2 kernel" is in the layout's "tall kernel".
+ORIENTED_SIZE = re.compile(r"\b(square|tall|wide) \d+x\d+\b")
+
+
+def _phrases(text):
+    """``text`` cut at its commas outside brackets: "mode fan_in, gain left out (default 1.0)" is two phrases;
+    None where its brackets do not pair."""
+    phrases, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        depth += (c in "([") - (c in ")]")
+        if depth < 0:
+            return None
+        if c == "," and depth == 0:
+            phrases.append(text[start:i].strip())
+            start = i + 1
+    return None if depth else [*phrases, text[start:].strip()]
 
 
 def categories(label):
-    """The categories a case's label names, the same whatever was drawn: "hidden case 3 (stride 2, pad 0, tall
-    3x2 kernel)" is in "stride 2", "pad 0" and "tall kernel"."""
-    label = re.sub(r"^(hidden )?case \d+\s*", "", label)
-    phrases = (" ".join(DRAWN_SIZES.sub(" ", phrase).split()) for phrase in re.split(r"[(),]", label))
-    return sorted({phrase for phrase in phrases if re.search("[a-z]", phrase)})
+    """The categories a case's label names, in the checker's words. A case of a layout, "hidden case 3 (stride 2,
+    pad 0, tall 3x2 kernel)" or "case 2 (...), test mode", is in each category its parentheses list ("stride 2",
+    "pad 0", "tall kernel": ORIENTED_SIZE) and in what follows them ("test mode"). Any other label (a documented
+    behaviour, a configuration) is one category, named whole. Neither holds a drawn value: a checker whose labels
+    do names its cases' categories itself (``Case.named``)."""
+    found = LAYOUT_CASE.match(label)
+    phrases = _phrases(label[found.end() - 1:]) if found else None   # "(stride 2, ...)", "test mode"
+    listed = _phrases(phrases[0][1:-1]) if phrases and phrases[0][0] + phrases[0][-1] == "()" else None
+    if listed is None:
+        return [label]
+    return sorted({ORIENTED_SIZE.sub(r"\1", phrase) for phrase in [*listed, *phrases[1:]] if phrase}) or [label]
 
 
 def failed_categories(outcome):
@@ -111,7 +133,7 @@ def failed_categories(outcome):
         return None
     found = {}
     for case in outcome.cases:
-        for category in categories(case.label):
+        for category in case.named or categories(case.label):
             counts = found.setdefault(category, [0, 0])
             counts[0] += not case.ok
             counts[1] += 1

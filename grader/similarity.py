@@ -9,6 +9,7 @@ threshold gets a page of its own with the two files side by side, the shared cod
 import html
 import io
 import itertools
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -26,8 +27,19 @@ class Pair:
     a: str        # submission keys, a before b
     b: str
     file: str
-    score: float
+    score: float  # as copydetect measured it, unrounded: 1 only where all of one file is found in the other
     page: str     # the side-by-side page, relative to the regrade's folder
+
+
+def rounded_down(score):
+    """A score to 3 decimals, rounded down (past float round-off): 0.9996 is 0.999, never 1."""
+    return math.floor(score * 1000 + 1e-9) / 1000
+
+
+def percent(score):
+    """A score as a TA reads it, to one decimal and rounded down: 99.96 % is "99.9 %", and only a file found
+    whole in the other reads "100.0 %"."""
+    return f"{100 * rounded_down(score):.1f} %"
 
 
 def boilerplate(assignment):
@@ -59,7 +71,7 @@ def compare(sources, stubs, out_dir, threshold=THRESHOLD):
             if score >= threshold:
                 page = _page(out_dir, f"{_safe(name)}-{_safe(a)}-{_safe(b)}", {p.page for p in pairs})
                 _write_page(page, name, (a, b), (prints[a], prints[b]), slices, score)
-                pairs.append(Pair(a, b, name, round(score, 3), f"{out_dir.name}/{page.name}"))
+                pairs.append(Pair(a, b, name, score, f"{out_dir.name}/{page.name}"))
     return sorted(pairs, key=lambda p: (-p.score, p.file, p.a, p.b))
 
 
@@ -92,11 +104,12 @@ def _write_page(path, name, keys, prints, slices, score):
         f"<title>{html.escape(name)}: {html.escape(keys[0])} and {html.escape(keys[1])}</title>"
         "<style>body{font-family:sans-serif;margin:1em}"
         "main{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1em}pre{font-size:12px;overflow-x:auto;border:1px solid #ccc;padding:.5em}</style></head><body>"
-        f"<h1>{html.escape(name)}: similarity {score:.0%}</h1><p>Highlighted: code found in both files "
+        f"<h1>{html.escape(name)}: similarity {percent(score)}</h1><p>Highlighted: code found in both files "
         "(after tokenising: names and literals do not matter), the handout's stub left out.</p>"
         f"<main>{''.join(columns)}</main></body></html>\n", encoding="utf-8")
 
 
 def write_csv(pairs, path):
+    """similarity.csv: a pair a row, its score a share to 3 decimals, rounded down (1 only where it is 1)."""
     spreadsheet.write(path, ["submission_a", "submission_b", "file", "score"],
-                      ([p.a, p.b, p.file, p.score] for p in pairs))
+                      ([p.a, p.b, p.file, rounded_down(p.score)] for p in pairs))

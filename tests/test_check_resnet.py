@@ -3,6 +3,7 @@ realistic slips lose the tests they touch."""
 import numpy as np
 
 from grader import paths
+from grader.checks import failed_categories
 from grader.cnn import behaviours
 from grader.cnn import check_resnet as cr
 from grader.cnn.points import PARTS
@@ -61,12 +62,12 @@ def test_every_draw_has_each_category_of_block_shape():
         for kind in ("basic", "bottleneck", "preact"):
             configs = cr._block_configs(np.random.default_rng(seed), kind)
             assert [label.split(", ", 1)[1].rsplit(" (", 1)[0] for label, *_ in configs] \
-                == list(behaviours.RESNET["shapes"]), (seed, kind, configs)
+                == [category for _, category, *_ in configs] == list(behaviours.RESNET["shapes"]), (seed, kind)
             assert [label.endswith("(identity)") for label, *_ in configs] == [True] + [False] * 4, configs
             expansion = 4 if kind == "bottleneck" else 1
             kept, widened, narrowed, *_ = configs
-            assert kept[3] is None and kept[1] == kept[2] * expansion, kept
-            assert widened[1] < widened[2] * expansion and narrowed[1] > narrowed[2] * expansion, configs
+            assert kept[4] is None and kept[2] == kept[3] * expansion, kept
+            assert widened[2] < widened[3] * expansion and narrowed[2] > narrowed[3] * expansion, configs
 
 
 def test_every_documented_resnet_behaviour_is_a_case_passed_by_the_solution():
@@ -97,6 +98,13 @@ def test_a_preact_block_narrowing_without_projection_loses_only_its_narrowed_cas
     lost = failures(outcomes[PREACT])
     assert lost and all("channels narrowed" in label for label in lost), lost
     assert got[BASIC] == got[BOTTLENECK] == got[NETWORKS] == got[INIT] == 1, got
+    # A regrade's report counts the block's cases under its layout's shapes and what each checks, without the
+    # channel counts drawn into the labels.
+    found = failed_categories(outcomes[PREACT])
+    assert set(found) == {*behaviours.RESNET["shapes"], "parameter names and shapes", "eval mode",
+                          "train mode (output and running statistics)",
+                          "training step (loss.backward(): gradients, input left unchanged)"}, found
+    assert found["stride 1, channels narrowed"] == [4, 4] and found["stride 2, channels widened"] == [0, 4], found
 
 
 def test_a_resnet_accepting_any_stem_loses_the_documented_error():

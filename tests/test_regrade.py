@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -213,23 +214,37 @@ def test_the_copied_solution_is_paired_and_the_stubs_are_not(regraded):
 
 
 def test_the_report_has_its_sections_its_plots_and_the_flags(regraded):
-    out, _, _ = regraded
+    out, rows, _ = regraded
     report = (out / "report.html").read_text()
-    for section in ("scores", "tests", "hidden-case", "leaderboard", "flagged"):
+    for section in ("scores", "tests", "hidden-case", "similarity", "leaderboard", "flagged"):
         assert f"<section id='{section}'>" in report
     images = re.findall(r"src='data:image/png;base64,([^']+)'", report)
     assert len(images) == 2 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert "http" not in report.replace("side by side</a>", "")   # nothing to fetch
-    categories = report[report.index("<section id='hidden-case'>"):report.index("<section id='leaderboard'>")]
-    assert re.search(r"<td>1\.1</td><td>conv_forward_naive</td><td>[^<]+: \d+ of \d+ cases? failed \(1 submission\)",
-                     categories), categories
-    assert "square kernel" not in categories   # the group's square kernels pass
+    # Per test, its discrimination: the correlation of its score with the rest of the total.
+    graded = {r["submission"]: r for r in rows if r["total"] != ""}
+    scores = [(float(r["1.1"]), float(r["total"]) - float(r["1.1"])) for r in graded.values()]
+    assert f"<td>1.1</td><td>conv_forward_naive</td><td class='n'>2.11 / 6</td><td class='n'>29%</td>" \
+           f"<td class='n'>{statistics.correlation(*zip(*scores)):.2f}</td>" in report
+    assert "Discrimination: the correlation between a test's score and the rest of the total" in report
+    # The group's conv fails its tall and wide kernels, square ones pass: the categories of those cases, named as
+    # the layout names them, each with the share of the 7 submissions graded that failed it.
+    categories = report[report.index("<section id='hidden-case'>"):report.index("<section id='similarity'>")]
+    assert re.findall(r"<tr><td>1\.1</td><td>conv_forward_naive</td><td>([^<]+)</td><td class='n'>14% \(1 of 7\)"
+                      r"</td><td class='n'>(\d+ of \d+) cases?</td></tr>", categories) == [
+        ("stride 2", "3 of 3"), ("1 channel", "2 of 2"), ("batch of 1", "2 of 2"), ("pad 0", "2 of 2"),
+        ("tall kernel", "2 of 2")]
     found = json.loads((out / "submission_102.json").read_text())["extra_data"]["failed_categories"]["1.1"]
-    assert found["square kernel"][0] == 0 and found["square kernel"][1] > 0
-    assert found.get("tall kernel", [0])[0] + found.get("wide kernel", [0])[0] > 0
+    assert found["square kernel"] == [0, 2] and found["tall kernel"] == [2, 2] and found["wide kernel"] == [2, 2]
+    # Similar files grouped by file, each group under its summary; one decimal.
+    similar = report[report.index("<section id='similarity'>"):report.index("<section id='leaderboard'>")]
+    assert similar.count("<h3>") == 2 and "<h3>layers.py</h3><p>6 pairs among 4 submissions, the highest " \
+                                          "100.0 %.</p>" in similar
+    assert "<td>101 (Ada Lovelace)</td><td>103 (Copy Cat)</td><td class='n'>100.0 %</td><td><a " \
+           "href='similarity/layers.py-101-103.html'>side by side</a></td>" in similar
     flagged = report[report.index("<section id='flagged'>"):]
     assert "106 (Crash Test)" in flagged and "the grade failed: IsADirectoryError" in flagged
-    assert "href='similarity/layers.py-101-103.html'" in flagged
+    assert "layers.py 100.0 % like 103 (<a href='similarity/layers.py-101-103.html'>" in flagged
     assert "8 submissions (9 students)" in report
 
 
@@ -296,3 +311,55 @@ def test_a_folder_named_in_no_encoding_is_keyed_by_a_clean_name(tmp_path):
     [entry] = entries(export)
     assert entry.key == "caf?"   # the lone byte replaced, the escape sequence dropped whole
     entry.key.encode("utf-8")   # no lone surrogate left
+
+
+def scored(key, tests):
+    """A Graded submission from [(number, score, max_score, output)]."""
+    from pathlib import Path
+
+    from grader.regrade import Entry, Graded
+
+    return Graded(Entry(key, Path(key), [{"name": f"Student {key}", "email": "", "sid": ""}]),
+                  {"score": sum(t[1] for t in tests), "extra_data": {},
+                   "tests": [{"number": n, "score": s, "max_score": m, "output": o} for n, s, m, o in tests]})
+
+
+def test_a_flag_of_the_whole_run_is_said_once(tmp_path):
+    from grader import report, scores
+    from grader.assignments import get_assignment
+    from grader.cnn.check_milestone import NO_TEST_SET
+
+    spec = get_assignment("cnn")
+    graded = [scored(key, [("5.1", 0, 5, NO_TEST_SET), ("5.2", 0, 10, NO_TEST_SET)]) for key in ("1", "2")]
+    graded.append(scored("3", [("5.1", 0, 5, "milestone.pt was not submitted"), ("5.2", 0, 10, "")]))
+    rows = scores.rows(graded, spec, ["milestone"])
+    assert [r["milestone_not_graded"] for r in rows] == ["no CIFAR-10 test set on this machine"] * 2 + [""]
+    report.write(tmp_path / "report.html", graded, rows, [], spec, 1.0, ["milestone"])
+    written = (tmp_path / "report.html").read_text()
+    assert written.count("no CIFAR-10 test set") == 1
+    assert "<p><b>Milestone not graded in this whole run</b>: no CIFAR-10 test set on this machine (2 submissions; " \
+           "not repeated below).</p>" in written
+    assert written.split("<section id='flagged'>")[1].startswith("<h2>Flagged for review</h2><p>No submission is "
+                                                                 "flagged.</p>")
+
+
+def test_the_histogram_counts_whole_submissions(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from grader import report
+
+    monkeypatch.setattr(report, "_png", lambda figure: figure)   # the figure itself, not its picture
+    figure = report._histogram([3, 5, 5, 7], 10)   # 2 submissions at most in a bin: ticks would be 0.25 apart
+    ticks = figure.axes[0].get_yticks()
+    plt.close(figure)
+    assert len(ticks) > 1 and all(tick == int(tick) for tick in ticks), ticks
+
+
+def test_discrimination_is_the_correlation_with_the_rest_of_the_total():
+    from grader.report import discrimination
+
+    assert discrimination([(0, 10), (1, 30), (2, 50)]) == pytest.approx(1)
+    assert discrimination([(2, 10), (1, 30), (0, 50)]) == pytest.approx(-1)
+    assert discrimination([(1, 10), (0, 30), (1, 50), (0, 70)]) == pytest.approx(-0.4472, abs=1e-4)
+    assert discrimination([(1, 10), (1, 30), (1, 50)]) is None   # everyone scored the same on it
+    assert discrimination([(0, 10), (1, 30)]) is None   # too few to tell

@@ -90,8 +90,22 @@ def test_failed_categories_count_the_cases_of_a_test_that_passed_some():
 
     assert categories("hidden case 3 (stride 2, pad 0, tall 3x2 kernel, batch of 1), train mode") == \
         ["batch of 1", "pad 0", "stride 2", "tall kernel", "train mode"]
-    assert categories("BasicBlock 8->16, stride 2 (projection), eval mode") == \
-        ["BasicBlock", "eval mode", "projection", "stride 2"]
+    # A layout's words in brackets stay whole; a 1x1 kernel is no orientation's size.
+    assert categories("hidden case 2 (2-D (Din, Dout) weight, mode fan_in, gain left out (default 1.0))") == \
+        ["2-D (Din, Dout) weight", "gain left out (default 1.0)", "mode fan_in"]
+    assert categories("hidden case 7 (4-D conv weight, 1x1 kernel)") == ["1x1 kernel", "4-D conv weight"]
+    # Any other label is a behaviour or a configuration, named whole: never cut at its commas or brackets.
+    for label in ("rng left out twice (None: fresh entropy, the two calls differ)",
+                  "resnet20(), num_classes left out (default 10): parameter names, shapes and count",
+                  "ResNet(BasicBlock, [1, 1, 1, 1], num_classes=5): widths left out (default (64, 128, 256, 512)), "
+                  "parameter names and shapes", "case 1 (unpaired", "case 1 (a) and (b)"):
+        assert categories(label) == [label]
+    named = Outcome()
+    named.add("BasicBlock 8->16, stride 2, channels widened (projection), eval mode", False, "off",
+              named=("stride 2, channels widened", "eval mode"))
+    named.add("resnet20 forward, eval mode", True)
+    assert failed_categories(named) == {"stride 2, channels widened": [1, 1], "eval mode": [1, 1],
+                                        "resnet20 forward, eval mode": [0, 1]}
     outcome = Outcome()
     outcome.add("hidden case 1 (stride 1, square 3x3 kernel)", True)
     outcome.add("hidden case 2 (stride 2, tall 3x2 kernel)", False, "out is off")

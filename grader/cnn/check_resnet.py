@@ -229,8 +229,8 @@ class Checker:
 
 
 def _block_configs(rng, kind):
-    """[(label, in_channels, width, stride or None)] for one block kind: one per category of
-    behaviours.RESNET["shapes"] on every draw; the seed draws the channel count."""
+    """[(label, category, in_channels, width, stride or None)] for one block kind: one per category of
+    behaviours.RESNET["shapes"] on every draw; the seed draws the channel count (in the label, not the category)."""
     unit = int(rng.choice([2, 4] if kind == "bottleneck" else [4, 8]))
     out = []
     for category, (cin, width, stride) in zip(behaviours.RESNET["shapes"], SHAPES[kind]):
@@ -238,20 +238,20 @@ def _block_configs(rng, kind):
         cout = width * layout.EXPANSION[kind]
         shortcut = "projection" if layout.needs_projection(cin, cout, stride or 1) else "identity"
         desc = f"{cin}->{cout}" if kind != "bottleneck" else f"{cin}->{cout} (width {width})"
-        out.append((f"{BLOCK_CLASS[kind]} {desc}, {category} ({shortcut})", cin, width, stride))
+        out.append((f"{BLOCK_CLASS[kind]} {desc}, {category} ({shortcut})", category, cin, width, stride))
     return out
 
 
 def _run(source, rng, limits):
     ck = Checker(rng)
     p = ck.plan
-    # (test, label, tag, state, x, upstream, what the reference runs: a block kind and stride, or a spec,
-    #  (the network's name, its block kind) for a network)
+    # (test, (label, the category its cases count in), tag, state, x, upstream, what the reference runs: a block
+    #  kind and stride, or a spec, (the network's name, its block kind) for a network)
     jobs = []
 
     # Blocks
     for kind in ("basic", "bottleneck", "preact"):
-        for i, (label, cin, width, stride) in enumerate(_block_configs(rng, kind)):
+        for i, (label, category, cin, width, stride) in enumerate(_block_configs(rng, kind)):
             tag = f"{kind}{i}"
             given = [{"v": cin}, {"v": width}] + ([{"v": stride}] if stride is not None else [])
             stride = stride or 1
@@ -261,7 +261,8 @@ def _run(source, rng, limits):
             x = rng.standard_normal((int(rng.integers(2, 5)), cin, height, width_px)).astype(np.float32)
             out_shape = (len(x), width * layout.EXPANSION[kind], -(-height // stride), -(-width_px // stride))
             state, upstream = ck.plan_model(tag, BLOCK_CLASS[kind], given, {}, shapes, x, out_shape)
-            jobs.append((BLOCK_CLASS[kind], label, tag, state, x, upstream, {"block": kind, "stride": stride}, None))
+            jobs.append((BLOCK_CLASS[kind], (label, category), tag, state, x, upstream,
+                         {"block": kind, "stride": stride}, None))
 
     # Networks: names and counts of the factories (constructed only, one at a time)
     for i, (name, kwargs, _) in enumerate(COUNTED):
@@ -313,7 +314,7 @@ def _run(source, rng, limits):
         x = rng.standard_normal(xshape).astype(np.float32)
         state, upstream = ck.plan_model(tag, target, args, kwargs, layout.state_dict_shapes(spec), x,
                                         (len(x), spec.num_classes))
-        jobs.append((NETWORK_TEST, label, tag, state, x, upstream, {"spec": dataclasses.asdict(spec)},
+        jobs.append((NETWORK_TEST, (label, label), tag, state, x, upstream, {"spec": dataclasses.asdict(spec)},
                      (name, spec.block)))
 
     # Initialisation
@@ -355,14 +356,15 @@ def check(files, rng, limits, names):
     outcomes = {name: Outcome() for name in (*BLOCK_CLASS.values(), NETWORK_TEST, INIT_TEST)}
 
     # Blocks first: a network's failures then name a block test that failed as their likely cause.
-    for test, label, tag, state, x, _, _, uses in sorted(jobs, key=lambda job: job[-1] is not None):
+    for test, (label, category), tag, state, x, _, _, uses in sorted(jobs, key=lambda job: job[-1] is not None):
         owner = f"{test}.forward" if uses is None else "ResNet.forward or a block's forward"
         cause = "" if uses is None else _cause(outcomes, *uses)
         v = ck.verdicts(tag, state, x, expected[tag], owner)
         for what, key in (("parameter names and shapes", "parameters"), ("eval mode", "eval"),
                           ("train mode (output and running statistics)", "train"),
                           ("training step (loss.backward(): gradients, input left unchanged)", "step")):
-            outcomes[test].add(f"{label}, {what}", *_blamed(v[key], cause), STEP_WEIGHT if key == "step" else 1.0)
+            outcomes[test].add(f"{label}, {what}", *_blamed(v[key], cause), STEP_WEIGHT if key == "step" else 1.0,
+                               named=(category, what))
 
     for i, (name, kwargs, count) in enumerate(COUNTED):
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
