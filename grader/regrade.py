@@ -317,10 +317,10 @@ def regrade(export, out_dir, assignment="cnn", parts=None, jobs=None, threshold=
         graded_files = {file for part, (file, _) in spec.parts.items() if not parts or part in parts}
         sources = {e.key: {name: data for name, data in submission.load(e.path, graded_files).files.items()
                            if name.endswith(".py")} for e in items}
-    pairs = similarity.compare(sources, similarity.boilerplate(assignment), out_dir / "similarity",
-                               similarity.THRESHOLD if threshold is None else threshold)
+    threshold = similarity.THRESHOLD if threshold is None else threshold
+    pairs = similarity.compare(sources, similarity.boilerplate(assignment), out_dir / "similarity", threshold)
     similarity.write_csv(pairs, out_dir / "similarity.csv")
     rows = scores.rows(graded, spec, parts)
     scores.write_csv(rows, out_dir / "scores.csv")
-    report.write(out_dir / "report.html", graded, rows, pairs, spec, seconds, parts)
+    report.write(out_dir / "report.html", graded, rows, pairs, spec, seconds, parts, threshold)
     return rows

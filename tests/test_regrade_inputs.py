@@ -93,8 +93,9 @@ def test_a_cell_that_starts_like_a_formula_is_written_as_text(tmp_path):
 
 @pytest.fixture(scope="module")
 def regraded(tmp_path_factory):
-    """A plain folder of submissions (no metadata) regraded on the quiz with two jobs: two folders named like
-    formulas holding the same quiz.py (a similar pair), a folder x and a zip x.zip (the same key, x)."""
+    """A plain folder of submissions (no metadata) regraded on the quiz with two jobs, pairs listed from 90 %: two
+    folders named like formulas holding the same quiz.py (a similar pair), a folder x and a zip x.zip (the same
+    key, x)."""
     root = tmp_path_factory.mktemp("inputs")
     export = root / "export"
     quiz, stub = (SOLUTIONS / "quiz.py").read_text(), (STUBS / "quiz.py").read_text()
@@ -105,7 +106,7 @@ def regraded(tmp_path_factory):
     (export / "x" / "quiz.py").write_text(quiz)
     with zipfile.ZipFile(export / "x.zip", "w") as z:
         z.writestr("quiz.py", stub)
-    return root / "out", regrade(export, root / "out", parts=["quiz"], jobs=2)
+    return root / "out", regrade(export, root / "out", parts=["quiz"], jobs=2, threshold=0.9)
 
 
 def read_csv(path):
@@ -121,6 +122,11 @@ def test_folder_names_like_formulas_are_inert_in_both_csvs(regraded):
     assert pairs[("'-2+3", f"'{FORMULA}")] == "1.0"
     assert all(not cell.startswith(spreadsheet.FORMULA_START) for row in read_csv(out / "similarity.csv")
                for cell in row.values())
+
+
+def test_the_report_names_the_similarity_threshold_of_the_regrade(regraded):
+    out, _ = regraded
+    assert "<p>A pair is listed when 90.0 % or more of one file's code" in (out / "report.html").read_text()
 
 
 def test_a_folder_and_a_zip_of_the_same_name_are_graded_apart(regraded):
