@@ -734,14 +734,15 @@ def test_a_child_cannot_open_a_connection():
 @in_every_mode
 @as_root
 def test_a_grade_as_root_leaves_the_environment_it_ran_from_unchanged(tmp_path):
-    """The interpreter's site-packages (here a venv's, holding a package named torch): owners, modes and
-    bytes the same after a grade as before."""
+    """The interpreter's site-packages (here a venv's, holding a package named tensorflow, which layers.py may
+    not use; torch itself must work, for the preflight's oracle): owners, modes and bytes the same after a grade
+    as before."""
     folder = Path(tempfile.mkdtemp(prefix="convlab-env-"))
     try:
         folder.chmod(0o755)
         python, checkout, site = venv_checkout(folder)
-        (site / "torch").mkdir()
-        (site / "torch" / "__init__.py").write_text("VERSION = 'a package the grader must leave alone'\n")
+        (site / "tensorflow").mkdir()
+        (site / "tensorflow" / "__init__.py").write_text("VERSION = 'a package the grader must leave alone'\n")
 
         def snapshot():
             return {str(p): (p.lstat().st_uid, p.lstat().st_gid, p.lstat().st_mode,
@@ -818,8 +819,8 @@ MODES = {
 @pytest.mark.skipif(os.environ.get("CONVLAB_TEST_MODE") is not None, reason="already in another mode")
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_the_attacks_hold_in_every_mode(mode):
-    """This file's section 8 again, as a plain user (a TA's laptop), and as root without CAP_SYS_ADMIN in the
-    bounding set (Docker's default, as on Gradescope)."""
+    """This file's section 8 and test_allow_list.py again, as a plain user (a TA's laptop), and as root without
+    CAP_SYS_ADMIN in the bounding set (Docker's default, as on Gradescope)."""
     if not shutil.which(MODES[mode][0]):
         pytest.skip(f"no {MODES[mode][0]} here")
     if mode == "plain user" and subprocess.run(["id", TEST_USER], capture_output=True).returncode != 0:
@@ -829,7 +830,8 @@ def test_the_attacks_hold_in_every_mode(mode):
         if mode == "plain user":
             shutil.chown(basetemp, TEST_USER)
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q",
-                   f"--basetemp={basetemp / 'pytest'}", __file__, "-k", " or ".join(SECTION_8)]
+                   f"--basetemp={basetemp / 'pytest'}", __file__, str(Path(__file__).with_name("test_allow_list.py")),
+                   "-k", " or ".join([*SECTION_8, "test_allow_list"])]
         completed = subprocess.run([*MODES[mode], *command] if mode == "plain user" else
                                    [*MODES[mode], "-c", " ".join(map(shlex.quote, command))], cwd=REPO,
                                    env=dict(os.environ, PYTHONPATH=str(REPO), CONVLAB_TEST_MODE=mode,

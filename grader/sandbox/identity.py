@@ -31,6 +31,7 @@ IPC_TABLES = ("shm", "sem", "msg")   # /proc/sysvipc/*: System V objects, which 
 IPC_RMID = 0
 SWEEPS = 1000
 
+_libc = ctypes.CDLL(None, use_errno=True)   # loaded here: the sweep's helper only calls it
 _blocks = []     # (first uid, lock file) held for the life of this process
 _next = [None]   # the next unused uid of the current block
 
@@ -81,7 +82,8 @@ def processes_of(uid):
 
 
 def sweep(uid):
-    """Kill every process of ``uid`` from a helper running as ``uid``; True once none is alive."""
+    """Kill every process of ``uid`` from a helper running as ``uid``, and remove its IPC objects; True once
+    none of its processes is alive."""
     helper = os.fork()
     if helper == 0:   # no Python-level locks from here on: plain syscalls, then _exit
         status = 1
@@ -94,6 +96,7 @@ def sweep(uid):
                 if processes_of(uid) == [os.getpid()]:
                     status = 0
                     break
+            remove_ipc(uid)   # as their owner: without CAP_SYS_ADMIN (Docker's default) root could not
         finally:
             os._exit(status)
     _, status = os.waitpid(helper, 0)
@@ -144,17 +147,15 @@ def ipc_objects(uid):
 
 def remove_ipc(uid):
     """Remove every System V IPC object of ``uid`` (the allow-list refuses them; this frees any that got past)."""
-    libc = ctypes.CDLL(None, use_errno=True)
     for table, ident in ipc_objects(uid):
         if table == "sem":
-            libc.semctl(ident, 0, IPC_RMID)
+            _libc.semctl(ident, 0, IPC_RMID)
         else:
-            getattr(libc, f"{table}ctl")(ident, IPC_RMID, None)
+            getattr(_libc, f"{table}ctl")(ident, IPC_RMID, None)
 
 
 def clean_up(uid):
-    """Kill everything of ``uid`` and remove its files outside the child's own folder and its IPC objects."""
+    """Kill everything of ``uid``, remove its IPC objects and its files outside the child's own folder."""
     dead = sweep(uid)
     remove(leftovers(uid))
-    remove_ipc(uid)
     return dead
