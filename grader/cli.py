@@ -23,7 +23,8 @@ def _sandbox_refused(args):
     refused = preflight.refusal(found, args.unconfined)
     if refused:
         return _error(args, refused, status=1)
-    print(found.line())
+    args.containment = found.line()   # for results.json and every regrade log too
+    print(args.containment)
     return None
 
 
@@ -46,6 +47,7 @@ def _release(args):
 
 
 def _grade(args):
+    import textwrap
     from pathlib import Path
 
     from tqdm import tqdm
@@ -64,10 +66,12 @@ def _grade(args):
     metadata = gradescope_metadata(args.metadata) if args.metadata else None
     with recording(args.dump_cases) if args.dump_cases else contextlib.nullcontext():
         tests, extra = grade_to_file(args.submission, args.out, args.assignment, metadata=metadata,
-                                     parts=args.part, seed=args.seed,
+                                     parts=args.part, seed=args.seed, containment=args.containment,
                                      log=lambda message: tqdm.write(message, file=sys.stderr))
     if args.dump_cases:
         print(f"hidden cases (calls as JSON, inputs as npz, prints as .out) written to {args.dump_cases}/")
+    if args.verbose:   # the rule each test's sum in its feedback follows, once
+        print(textwrap.fill(args.spec.scoring, 100) + "\n")
     print(table(tests, verbose=args.verbose))
     print(extra["output"])
     for line in review_lines(extra["extra_data"]["review"]):
@@ -104,7 +108,8 @@ def _regrade(args):
     if (refused := _sandbox_refused(args)) is not None:
         return refused
     try:
-        rows = regrade(args.export, args.out, args.assignment, args.part, args.jobs, args.similarity)
+        rows = regrade(args.export, args.out, args.assignment, args.part, args.jobs, args.similarity,
+                       containment=args.containment)
     except ExportError as error:
         return _error(args, error, status=1)
     graded = len({row["submission"] for row in rows})
@@ -180,7 +185,8 @@ def build_parser():
     grade.add_argument("--seed", type=int, help="use this hidden-case seed (results.json: extra_data.seed)")
     grade.add_argument("--dump-cases", metavar="DIR",
                        help="TA: also write the hidden cases (calls and input values) to DIR")
-    grade.add_argument("--verbose", action="store_true", help="staff: every test's whole feedback under its row")
+    grade.add_argument("--verbose", action="store_true",
+                       help="staff: how a test's cases make its points, then every test's whole feedback under its row")
     grade.add_argument("--unconfined", action="store_true", help=UNCONFINED_HELP)
     grade.set_defaults(run=_grade)
 

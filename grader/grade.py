@@ -100,10 +100,14 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
     return out, extra
 
 
-def grade_to_file(path, out_path, assignment="cnn", limits=None, metadata=None, parts=None, log=print, seed=None):
-    """Grade and write results.json; always writes a valid file, whatever happened."""
+def grade_to_file(path, out_path, assignment="cnn", limits=None, metadata=None, parts=None, log=print, seed=None,
+                  containment=""):
+    """Grade and write results.json; always writes a valid file, whatever happened. ``containment``: the
+    preflight's line on what confined the children (results.json's ``extra_data.containment``)."""
     started = time.monotonic()
     tests, extra = grade(path, assignment, limits, metadata, parts, log, seed)
+    if containment:
+        extra["extra_data"]["containment"] = containment
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     # A name nobody can guess or plant beforehand (mkstemp: O_EXCL, mode 600), then an atomic rename.
     fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".tmp", dir=Path(out_path).parent)

@@ -22,7 +22,7 @@ import numpy as np
 from grader import sandbox
 from grader.oracle import Oracle, OracleError
 from grader.plan import Plan
-from grader.sandbox import cgroup, confine
+from grader.sandbox import cgroup, confine, policy
 
 PROBE = b"""import os
 
@@ -50,7 +50,8 @@ class Containment:
 
     def line(self):
         """What protects a run here, in one line for staff."""
-        parts = ["seccomp" if self.seccomp else "NO seccomp",
+        sizes = ", ".join(f"{kind} {len(policy.allowed(kind))}" for kind in policy.KINDS)
+        parts = [f"seccomp allow-lists (calls: {sizes})" if self.seccomp else "NO seccomp",
                  f"landlock ABI {self.landlock}" if self.landlock else "no landlock",
                  "own uid" if self.own_uid else "runs as you",
                  "own cgroup" if self.own_cgroup else "no cgroup"]

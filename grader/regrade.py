@@ -230,25 +230,28 @@ def entries(export):
     return sorted(found, key=lambda e: (not e.key.isdigit(), int(e.key) if e.key.isdigit() else 0, e.key))
 
 
-def _grade_one(path, out_path, log_path, assignment, metadata, parts):
-    """In a fresh process: grade one submission as ``grade`` does, its log (timings, internal errors) to a file."""
+def _grade_one(path, out_path, log_path, assignment, metadata, parts, containment):
+    """In a fresh process: grade one submission as ``grade`` does, its log (what confined it, timings, internal
+    errors) to a file."""
     from grader.grade import grade_to_file
 
     with open(log_path, "w") as log, redirect_stdout(log), redirect_stderr(log):
         try:
-            grade_to_file(path, out_path, assignment, metadata=metadata, parts=parts,
+            if containment:
+                print(containment, flush=True)
+            grade_to_file(path, out_path, assignment, metadata=metadata, parts=parts, containment=containment,
                           log=lambda message: print(message, flush=True))
         except BaseException:
             traceback.print_exc()
             raise SystemExit(1)
 
 
-def _run_one(entry, out_dir, assignment, parts):
+def _run_one(entry, out_dir, assignment, parts, containment):
     out_path, log_path = out_dir / f"{entry.name}.json", out_dir / "logs" / f"{entry.name}.log"
     if out_path.is_file():
         out_path.unlink()   # a result left from an earlier run must not stand in for this one
     child = multiprocessing.get_context("spawn").Process(
-        target=_grade_one, args=(entry.path, out_path, log_path, assignment, entry.metadata, parts))
+        target=_grade_one, args=(entry.path, out_path, log_path, assignment, entry.metadata, parts, containment))
     child.start()
     child.join()
     try:
@@ -286,21 +289,23 @@ def default_jobs():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def grade_all(items, out_dir, assignment="cnn", parts=None, jobs=None):
-    """Grade every entry, ``jobs`` at a time; the Graded records in the entries' order."""
+def grade_all(items, out_dir, assignment="cnn", parts=None, jobs=None, containment=""):
+    """Grade every entry, ``jobs`` at a time; the Graded records in the entries' order. ``containment``: the
+    preflight's line, written into every log and results.json."""
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
     progress = _Progress(len(items))
     with ThreadPoolExecutor(max_workers=jobs or default_jobs()) as pool:
-        futures = [pool.submit(_run_one, entry, out_dir, assignment, parts) for entry in items]
+        futures = [pool.submit(_run_one, entry, out_dir, assignment, parts, containment) for entry in items]
         for future in as_completed(futures):
             progress.update(future.result())
     progress.close()
     return [future.result() for future in futures]
 
 
-def regrade(export, out_dir, assignment="cnn", parts=None, jobs=None, threshold=None):
+def regrade(export, out_dir, assignment="cnn", parts=None, jobs=None, threshold=None, containment=""):
     """Regrade the export at ``export`` (a zip or a folder) into ``out_dir``; return the rows of scores.csv.
-    ``threshold``: the similarity at which a pair of files is listed (default similarity.THRESHOLD)."""
+    ``threshold``: the similarity at which a pair of files is listed (default similarity.THRESHOLD);
+    ``containment``: the preflight's line on what confines the children, for every log and results.json."""
     # Imported here, not at the top: each grading process imports this module, and needs none of them.
     from grader import report, scores, similarity
 
@@ -312,7 +317,7 @@ def regrade(export, out_dir, assignment="cnn", parts=None, jobs=None, threshold=
             raise ExportError(f"no submission in {export}: a Gradescope export holds submission_<id> folders")
         out_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        graded = grade_all(items, out_dir, assignment, parts, jobs)
+        graded = grade_all(items, out_dir, assignment, parts, jobs, containment)
         seconds = time.monotonic() - started
         graded_files = {file for part, (file, _) in spec.parts.items() if not parts or part in parts}
         sources = {e.key: {name: data for name, data in submission.load(e.path, graded_files).files.items()

@@ -279,3 +279,27 @@ def test_arguments_handed_read_only_cannot_be_written_by_any_route(kind, route):
     # and the same memory, handed again, holds what the grader put there.
     assert not edit["ok"] and (edit.get("in_place") is not None or "Error" in edit["error"]), edit
     assert result.records["g"]["value"] == 21.0
+
+
+def test_results_json_and_every_regrade_log_say_what_confined_the_children(tmp_path):
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from grader.paths import REPO
+    from grader.regrade import regrade
+
+    submission = tmp_path / "export" / "submission_1"
+    submission.mkdir(parents=True)
+    shutil.copy(REPO / "solutions" / "cnn" / "quiz.py", submission)
+    completed = subprocess.run([sys.executable, "-m", "grader", "grade", str(submission), "--part", "quiz", "--out",
+                                str(tmp_path / "results.json")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    line = next(x for x in completed.stdout.splitlines() if x.startswith("containment: "))
+    assert "seccomp allow-lists (calls: numpy " in line
+    assert json.loads((tmp_path / "results.json").read_text())["extra_data"]["containment"] == line
+    regrade(tmp_path / "export", tmp_path / "out", parts=["quiz"], jobs=1, containment=line)
+    (log,) = (tmp_path / "out" / "logs").iterdir()
+    assert log.read_text().splitlines()[0] == line
+    (result,) = (tmp_path / "out").glob("*.json")
+    assert json.loads(result.read_text())["extra_data"]["containment"] == line
