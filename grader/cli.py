@@ -95,6 +95,7 @@ def _build(args):
 def _regrade(args):
     from pathlib import Path
 
+    from grader.oracle import close_all
     from grader.regrade import ExportError, regrade
 
     if not Path(args.export).exists():
@@ -107,6 +108,7 @@ def _regrade(args):
         return _error(args, "--similarity is a share of the code: above 0, at most 1")
     if (refused := _sandbox_refused(args)) is not None:
         return refused
+    close_all()   # the preflight's oracle child: each grading process starts its own
     try:
         rows = regrade(args.export, args.out, args.assignment, args.part, args.jobs, args.similarity,
                        containment=args.containment)

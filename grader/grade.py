@@ -54,36 +54,38 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
     out, leaderboard, categories, findings = [], {}, {}, {}
     chosen = [(part, entry) for part, entry in spec.parts.items() if not parts or part in parts]
     progress = tqdm(chosen, desc="grading", unit="part", file=sys.stderr, disable=None, leave=False)
-    for part, (file, tests) in progress:
-        progress.set_postfix_str(part)
-        names = [name for _, name, _ in tests]
-        started = time.monotonic()
-        if file not in sub.files:
-            outcomes = blocked(names, sub.skipped.get(file, f"{file} was not submitted") + ": no points for this part")
-        else:
-            try:
-                checker = importlib.import_module(spec.checkers[part])
-                # One budget for hung calls per part, shared by its plans.
-                outcomes = checker.check(sub.files, part_rng(seed, part), dataclasses.replace(limits, spent=Spent()),
-                                         names)
-            except Exception:  # the grader's own bug: this part gets a message, the run goes on
-                log(f"internal error while checking {part}:\n{traceback.format_exc()}")
-                outcomes = blocked(names, INTERNAL_ERROR)
-            finally:
-                oracle.close_all()   # a part's torch oracle ends with the part
-        log(f"{part}: checked in {time.monotonic() - started:.1f} s")
-        for outcome in outcomes.values():
-            leaderboard.update(outcome.leaderboard if outcome else {})
-            if outcome and outcome.review:
-                findings.setdefault(file, []).append(outcome.review)
-        checked = [to_result(number, name, points, outcomes.get(name), spec.show_cases, spec.visibility_of(number),
-                             tags=(part,))
-                   for number, name, points in tests]
-        if file in sub.file_notes:   # the file was uploaded more than once: each of its tests says which was graded
-            checked = [dataclasses.replace(r, output=f"{r.output}\n{sub.file_notes[file]}") for r in checked]
-        out += checked
-        categories.update({number: found for number, name, _ in tests
-                           if (found := failed_categories(outcomes.get(name)))})
+    try:
+        for part, (file, tests) in progress:
+            progress.set_postfix_str(part)
+            names = [name for _, name, _ in tests]
+            started = time.monotonic()
+            if file not in sub.files:
+                why = sub.skipped.get(file, f"{file} was not submitted")
+                outcomes = blocked(names, why + ": no points for this part")
+            else:
+                try:
+                    checker = importlib.import_module(spec.checkers[part])
+                    # One budget for hung calls per part, shared by its plans.
+                    outcomes = checker.check(sub.files, part_rng(seed, part),
+                                             dataclasses.replace(limits, spent=Spent()), names)
+                except Exception:  # the grader's own bug: this part gets a message, the run goes on
+                    log(f"internal error while checking {part}:\n{traceback.format_exc()}")
+                    outcomes = blocked(names, INTERNAL_ERROR)
+            log(f"{part}: checked in {time.monotonic() - started:.1f} s")
+            for outcome in outcomes.values():
+                leaderboard.update(outcome.leaderboard if outcome else {})
+                if outcome and outcome.review:
+                    findings.setdefault(file, []).append(outcome.review)
+            checked = [to_result(number, name, points, outcomes.get(name), spec.show_cases, spec.visibility_of(number),
+                                 tags=(part,))
+                       for number, name, points in tests]
+            if file in sub.file_notes:   # the file was uploaded more than once: each of its tests says which was graded
+                checked = [dataclasses.replace(r, output=f"{r.output}\n{sub.file_notes[file]}") for r in checked]
+            out += checked
+            categories.update({number: found for number, name, _ in tests
+                               if (found := failed_categories(outcomes.get(name)))})
+    finally:
+        oracle.close_all()   # the grade's oracle child (one for every part) ends with it
     notes = list(sub.notes)
     if not sub.files:
         notes.append("no gradable file found: submit " + ", ".join(spec.submission_files)

@@ -2,17 +2,18 @@
 (a container counts every process's memory, and torch costs a process about 250 MB).
 
 ``Oracle("grader.cnn.oracles.layers")`` stands for that module: ``oracle.conv_forward(x, w, b, 1, 1)`` runs the
-function in a child started at the first call and returns its value. The child is the grader's own interpreter
-running trusted grader code on plain values (``python -m grader.oracle MODULE``), under rlimits and its kind's
-seccomp allow-list (policy.py), on one thread (its tensors are small: more threads would only wait on each
-other). Arguments and values are numbers, strings, None, lists, tuples, dicts with string keys and numeric arrays,
-exchanged as .npz bytes read with ``allow_pickle=False``: nothing is ever unpickled.
+function in this process's oracle child, started at the first call of any module, and returns its value: one
+child serves every module (the preflight's probe, the layers' and the ResNet's references), so a grade starts
+torch there once. The child is the grader's own interpreter running trusted grader code on plain values
+(``python -m grader.oracle``), under rlimits and its kind's seccomp allow-list (policy.py), on one thread (its
+tensors are small: more threads would only wait on each other). Arguments and values are numbers, strings, None,
+lists, tuples, dicts with string keys and numeric arrays, exchanged as .npz bytes read with
+``allow_pickle=False``: nothing is ever unpickled.
 
-``close()`` ends the child; ``close_all()`` ends every oracle child still running. ``memoise()`` makes this process
-keep every answer by its call's bytes, for tools that grade many variants of one submission on the same cases
-(scripts/in_process.py): an answer already known costs no child. grade.py calls it after each
-part, so a part's oracle never outlives the part, and a checker whose student child loads torch too (resnet)
-closes its oracle before running that child: at most one torch process lives at a time.
+``close()`` (or ``close_all()``) ends the child: a checker whose student child loads torch too (resnet) closes it
+before running that child, so at most one torch process lives at a time, and grade.py closes it when the grade
+ends. ``memoise()`` makes this process keep every answer by its call's bytes, for tools that grade many variants
+of one submission on the same cases (scripts/in_process.py): an answer already known costs no child.
 """
 import importlib
 import io
@@ -33,7 +34,6 @@ from grader.sandbox.limits import THREADS_ENV
 CPU_SECONDS = 600         # a runaway oracle ends; a whole grade's oracles take a few seconds
 ADDRESS_SPACE = 8 << 30   # virtual memory: torch reserves far more than it touches
 HEADER = struct.Struct(">Q")
-_alive = []
 _memo = {}          # {call's bytes: packed value}, kept while memoise() is on
 _memoising = False
 
@@ -111,11 +111,52 @@ def _limit():
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
 
+class _Child:
+    """The one oracle child of this process: serves every oracle module, one torch start for the whole grade."""
+    proc = None
+
+    @classmethod
+    def ask(cls, request, what):
+        if cls.proc is None:
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent.parent),
+                                                               os.environ.get("PYTHONPATH", "")]),
+                       **dict.fromkeys(THREADS_ENV, "1"))
+            cls.proc = subprocess.Popen([sys.executable, "-m", "grader.oracle"], env=env, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, preexec_fn=_limit)
+        try:
+            _send(cls.proc.stdin, request)
+            reply = _receive(cls.proc.stdout)
+        except BrokenPipeError:
+            reply = None
+        if reply is None:
+            cls.close()
+            raise OracleError(f"the oracle child ended during {what}")
+        return reply
+
+    @classmethod
+    def close(cls):
+        if cls.proc is not None:
+            cls.proc.stdin.close()
+            try:
+                cls.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                cls.proc.kill()
+                cls.proc.wait()
+            cls.proc.stdout.close()
+            cls.proc = None
+
+
 class Oracle:
-    """The functions of ``module``, run in a child of their own (started at the first call)."""
+    """The functions of ``module``, run in this process's oracle child (started at the first call of any
+    module, and kept until ``close``: the preflight's, the layers' and the ResNet's references share one)."""
 
     def __init__(self, module):
-        self.module, self.proc = module, None
+        self.module = module
+
+    @property
+    def proc(self):
+        """The oracle child's process (None while none runs)."""
+        return _Child.proc
 
     def __getattr__(self, name):
         if name.startswith("_"):
@@ -123,25 +164,11 @@ class Oracle:
         return lambda *args, **kwargs: self.call(name, *args, **kwargs)
 
     def call(self, function, *args, **kwargs):
-        request = [function, list(args), kwargs]
-        key = _memoising and (self.module, pack(request))
+        request = [self.module, function, list(args), kwargs]
+        key = _memoising and pack(request)
         if key and key in _memo:
             return unpack(_memo[key])
-        if self.proc is None:
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent.parent),
-                                                               os.environ.get("PYTHONPATH", "")]),
-                       **dict.fromkeys(THREADS_ENV, "1"))
-            self.proc = subprocess.Popen([sys.executable, "-m", "grader.oracle", self.module], env=env,
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=_limit)
-            _alive.append(self)
-        try:
-            _send(self.proc.stdin, request)
-            reply = _receive(self.proc.stdout)
-        except BrokenPipeError:
-            reply = None
-        if reply is None:
-            self.close()
-            raise OracleError(f"the oracle child of {self.module} ended during {function}")
+        reply = _Child.ask(request, f"{self.module}.{function}")
         if "error" in reply:
             raise OracleError(f"{self.module}.{function} failed in the oracle child:\n{reply['error']}")
         if key:
@@ -149,16 +176,9 @@ class Oracle:
         return reply["value"]
 
     def close(self):
-        if self.proc is not None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc.stdout.close()
-            self.proc = None
-            _alive.remove(self)
+        """End the oracle child (every module's): before a torch child of the student's starts, so that one torch
+        process at a time is alive."""
+        _Child.close()
 
     def __enter__(self):
         return self
@@ -168,9 +188,8 @@ class Oracle:
 
 
 def close_all():
-    """End every oracle child still running."""
-    for oracle in list(_alive):
-        oracle.close()
+    """End the oracle child, if one is running."""
+    _Child.close()
 
 
 def memoise(on=True):
@@ -193,23 +212,22 @@ def probe():
     return out.detach().numpy(), x.grad.numpy()
 
 
-def serve(module):
+def serve():
     """The child's loop: read a call, answer its value (or the traceback), until the grader closes the pipe."""
     replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)   # a print in the module goes to stderr, never into the frames
-    functions = importlib.import_module(module)
+    os.dup2(2, 1)   # a print in a module goes to stderr, never into the frames
     # Trusted code on plain values, but the kernel holds it to its kind's allow-list all the same: whatever a
     # value could make torch do, this child starts nothing, writes no file and reaches no other process.
     confine.confine(policy.ORACLE)
     calls = sys.stdin.buffer
     while (request := _receive(calls)) is not None:
-        function, args, kwargs = request
+        module, function, args, kwargs = request
         try:
-            reply = {"value": getattr(functions, function)(*args, **kwargs)}
+            reply = {"value": getattr(importlib.import_module(module), function)(*args, **kwargs)}
         except Exception:  # noqa: BLE001 - the grader's own bug, told to the grader
             reply = {"error": traceback.format_exc()}
         _send(replies, reply)
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve()

@@ -122,9 +122,10 @@ def torch_that_fails(tmp_path):
 
 def test_the_oracle_probe_answers_where_torch_works_and_names_the_fix_where_it_does_not(torch_that_fails,
                                                                                         monkeypatch):
-    from grader import preflight
+    from grader import oracle, preflight
 
     assert preflight.oracle_problem() == ""
+    oracle.close_all()   # the child that answered stays for the grade: the next check starts a fresh one
     monkeypatch.setenv("PYTHONPATH", str(torch_that_fails))
     problem = preflight.oracle_problem()
     assert problem.startswith("the grader's PyTorch references cannot run here (ImportError: torch is broken in "
@@ -148,10 +149,12 @@ def test_grade_without_a_working_torch_grades_nothing_and_says_why_in_one_line(t
 
 def test_grade_says_what_confines_its_children():
     from grader import preflight
-    from grader.sandbox import confine
+    from grader.sandbox import confine, policy
 
     found = preflight.check()
     assert found.problem == "" and found.seccomp
     assert found.landlock == confine.landlock_abi()
     assert found.own_uid == (os.geteuid() == 0)
-    assert found.line().startswith(f"containment: seccomp, landlock ABI {found.landlock}, ")
+    sizes = ", ".join(f"{kind} {len(policy.allowed(kind))}" for kind in policy.KINDS)
+    assert found.line().startswith(f"containment: seccomp allow-lists (calls: {sizes}), "
+                                   f"landlock ABI {found.landlock}, ")
