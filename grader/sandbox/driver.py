@@ -24,8 +24,9 @@ A ref: {"in": key} (a fresh, writable copy of an array sent with the step), {"in
        (the array itself, over pages of the grader's memfd mapped read-only from ARGUMENTS_FD, listed in the
        command's "mapped" as [key, dtype, shape, offset]: numpy refuses an edit in place with "ValueError:
        assignment destination is read-only", and a view that ignores numpy's flag faults), {"v": json value},
-       {"var": name, "at": [keys...]} (a value saved by an earlier step, optionally indexed), {"fn": name} (a function of the
-       student's module, as a value), {"list": [ref, ...]}, {"tensor": key} (an array as a torch tensor),
+       {"var": name, "at": [keys...]} (a value saved by an earlier step, optionally indexed), {"fn": name} (a
+       function of the student's module, as a value), {"list": [ref, ...]}, {"tensor": key} (an array as a torch
+       tensor),
        {"state": prefix} (the step's arrays whose key starts with prefix, as a dict of tensors, prefix removed).
 A failure: {"type", "message", "file", "line", "function"} (the student's exception and where it was raised,
 taken from the traceback object) or {"unencodable": what} or {"pick": type name, "length": n}.
