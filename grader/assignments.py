@@ -18,6 +18,7 @@ class Assignment:
     visibility: str = "visible"
     visibility_of_test: dict = field(default_factory=dict)   # test number -> visibility, where not the default
     show_cases: bool = True
+    scoring: str = ""   # how a test's cases make its points, said once (the handout's README, ``grade --verbose``)
 
     def visibility_of(self, number):
         return self.visibility_of_test.get(number, self.visibility)

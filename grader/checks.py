@@ -2,7 +2,9 @@
 
 A checker returns, per test name, an Outcome: a list of Cases (each passed or not, with a message a student
 can read) or a blocker (the file is missing, does not import, uses a forbidden module...) that zeroes the test.
-Points are the test's weight times the weighted share of cases passed: partial credit per case.
+Points are the test's weight times the weighted share of cases passed: partial credit per case, each case
+weighing by its Kind. An Outcome may be capped (a module that cannot be trained): it then scores at most that
+share. The feedback says how each partial score is made, so that a TA can rebuild it (``score_line``).
 """
 import re
 from dataclasses import dataclass, field
@@ -11,13 +13,34 @@ from grader.results import TestResult
 from grader.text import clean_text
 
 
+@dataclass(frozen=True)
+class Kind:
+    """What a case checks. It fixes the case's weight against the test's other cases (per kind, never per draw:
+    a bug costs the same points whatever was drawn) and the words the feedback counts it in."""
+    noun: str
+    plural: str
+    weight: float
+
+    def count(self, n):
+        return f"{n} {self.noun if n == 1 else self.plural}"
+
+
+# A case of a test's fixed layout: a category of drawn values (a shape, a stride, a mode...) or a fixed check.
+CATEGORY = Kind("category", "categories", 1)
+
+
 @dataclass
 class Case:
     label: str          # e.g. "hidden case 3 (stride 2, pad 0, non-square 2x3 kernel)": never input values
     ok: bool
     message: str = ""   # what differed, or the error reached when ok
-    weight: float = 1.0   # its share of the test, against the other cases' (fixed per category)
+    kind: Kind = CATEGORY
     named: tuple = ()   # the categories it counts in where its label cannot name them (drawn sizes in it)
+
+    @property
+    def weight(self):
+        """Its share of the test, against the other cases'."""
+        return self.kind.weight
 
 
 @dataclass
@@ -28,9 +51,16 @@ class Outcome:
     share: float = None   # credit measured rather than counted (an accuracy): overrides the cases' share
     leaderboard: dict = field(default_factory=dict)   # name -> value, for Gradescope's leaderboard
     review: str = ""   # what a TA should look at (extra_data.review), under the part's file: no points
+    cap: tuple = None   # (share, why): the most its cases may earn, e.g. (0.5, "BasicBlock cannot be trained")
 
-    def add(self, label, ok, message="", weight=1.0, named=()):
-        self.cases.append(Case(label, ok, student_words(message), weight, tuple(named)))
+    def add(self, label, ok, message="", kind=CATEGORY, named=()):
+        self.cases.append(Case(label, ok, student_words(message), kind, tuple(named)))
+
+    @property
+    def weighed(self):
+        """The weighted share of the cases passed (0 without cases)."""
+        total = sum(c.weight for c in self.cases)
+        return sum(c.weight for c in self.cases if c.ok) / total if total else 0.0
 
     @property
     def fraction(self):
@@ -38,9 +68,7 @@ class Outcome:
             return 0.0
         if self.share is not None:
             return self.share
-        if not self.cases:
-            return 0.0
-        return sum(c.weight for c in self.cases if c.ok) / sum(c.weight for c in self.cases)
+        return min(self.weighed, self.cap[0]) if self.cap else self.weighed
 
 
 # A stub's NotImplementedError as the sandbox reports it, its own message naming the function when it is the
@@ -140,6 +168,34 @@ def failed_categories(outcome):
     return found
 
 
+def _number(value):
+    """A weight, or a sum of weights, as the feedback writes it: 2, 0.5, 17.5."""
+    return f"{round(value, 4):g}"
+
+
+def joined(items):
+    """"a", "a and b", "a, b and c"."""
+    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else items[0]
+
+
+def score_line(outcome, points):
+    """How the weights of a test's cases make its score, for a student or TA to rebuild: "12 of 13 categories and 5
+    of 8 documented behaviours passed: 12 x 1 + 5 x 0.5 = 14.5 of 17, so 1.28 of 1.5 points", then the cap where it
+    lowers that."""
+    kinds = list(dict.fromkeys(c.kind for c in outcome.cases))   # in the order of the cases
+    passed = {kind: sum(c.ok for c in outcome.cases if c.kind == kind) for kind in kinds}
+    total = {kind: sum(c.kind == kind for c in outcome.cases) for kind in kinds}
+    earned, possible = (sum(n[kind] * kind.weight for kind in kinds) for n in (passed, total))
+    of_points = f"of {_number(points)} point{'' if points == 1 else 's'}"
+    line = (f"{joined([f'{passed[kind]} of {kind.count(total[kind])}' for kind in kinds])} passed: "
+            f"{' + '.join(f'{passed[kind]} x {_number(kind.weight)}' for kind in kinds)} = {_number(earned)} of "
+            f"{_number(possible)}, so {points * outcome.weighed:.2f} {of_points}")
+    if outcome.cap and outcome.cap[0] < outcome.weighed:
+        share, why = outcome.cap
+        line += f"; but {why}, which caps this test at {share:.0%}: {points * share:.2f} {of_points}"
+    return line
+
+
 def to_result(number, name, points, outcome, show_cases=True, visibility="visible", tags=()):
     if outcome is None:
         outcome = Outcome(blocker=NOT_CHECKED)
@@ -154,9 +210,12 @@ def to_result(number, name, points, outcome, show_cases=True, visibility="visibl
         lines = [f"{passed} of {counted(total, 'case')} passed" if passed < total
                  else (f"all {total} cases passed" if total > 1 else "its one case passed")]
         failures = {c.message for c in outcome.cases if not c.ok}
-        if len(failures) == 1 and passed == 0 and len(outcome.cases) > 1:
+        one_reason = len(failures) == 1 and passed == 0 and total > 1
+        if one_reason:
             lines[0] += f": {failures.pop()}"  # one reason for every case: say it once
-        elif show_cases:
+        if 0 < passed < total:   # a full score and a zero need no sum
+            lines.append(score_line(outcome, points))
+        if show_cases and not one_reason:
             lines += _case_lines(outcome.cases)
         lines += outcome.notes
     # Every line may carry the submission's text: made safe once more here, where all of it meets.

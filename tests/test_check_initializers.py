@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from grader import paths
+from grader.checks import to_result
 from grader.cnn import check_initializers as ci
 from grader.cnn.points import PARTS
 from grader.sandbox import Limits
@@ -72,6 +73,21 @@ EXACT_FAILURES = {
     "activation_stds makes a new Generator per layer": {ACT: ("hidden case",)},
     "leaky_relu slope 0 taken as the default": {GAIN: ("case 7 (leaky_relu, param given as 0.0",)},
 }
+
+
+def test_a_wrong_everyday_default_weighs_like_a_category():
+    # fan_in as xavier_normal's default mode: the large sample drawn with every default and the case leaving the
+    # mode out fail. The call activation_stds documents leaves the mode out, so that case weighs 1 as the 13 layout
+    # categories do, not 0.5 as the 7 other documented behaviours: 1.5 x (12 + 0 + 3.5) / (13 + 1 + 3.5) points.
+    outcomes = run(variant(('def xavier_normal(shape, gain=1.0, mode="fan_avg", rng=None):',
+                            'def xavier_normal(shape, gain=1.0, mode="fan_in", rng=None):')))
+    assert all(outcomes[name].fraction == 1 for name in NAMES if name != XN)
+    result = to_result("2.3", XN, 1.5, outcomes[XN])
+    assert abs(result.score - 1.5 * 15.5 / 17.5) < 1e-12
+    assert result.output.splitlines()[:2] == [
+        "19 of 21 cases passed",
+        "12 of 13 categories, 0 of 1 everyday default and 7 of 7 documented behaviours passed: 12 x 1 + 0 x 1 + 7 x "
+        "0.5 = 15.5 of 17.5, so 1.33 of 1.5 points"]
 
 
 @pytest.mark.parametrize("name, replacements, losses", VARIANTS, ids=[v[0] for v in VARIANTS])

@@ -114,6 +114,26 @@ def test_cli_usage_errors_and_empty_submissions(tmp_path):
     assert "no gradable file" in json.loads((tmp_path / "empty.json").read_text())["output"]
 
 
+def test_grade_verbose_states_the_rule_once_and_each_partial_test_its_sum(tmp_path):
+    # A stub with conv_output_size done: 4.1 passes its 10 conv and its 1 public conv case (categories) and the 3
+    # documented behaviours of conv_output_size's keywords (0.5 each); pool_output_size's 9 + 1 categories and 2
+    # behaviours fail. (11 + 1.5) / (21 + 2.5) of 2 points.
+    solution, stub = ((folder / "quiz.py").read_text() for folder in (SOLUTIONS, STUBS))
+    done = solution[solution.index("def conv_output_size("):solution.index("def pool_output_size(")]
+    todo = stub[stub.index("def conv_output_size("):stub.index("def pool_output_size(")]
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "quiz.py").write_text(stub.replace(todo, done))
+    result = _cli("grade", "sub", "--part", "quiz", "--verbose", "--out", "r.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stdout.split())
+    assert said.count(" ".join(SPEC.scoring.split())) == 1, result.stdout
+    line = ("11 of 21 categories and 3 of 5 documented behaviours passed: 11 x 1 + 3 x 0.5 = 12.5 of 23.5, so 1.06 "
+            "of 2 points")
+    assert line in said, result.stdout
+    test = next(t for t in json.loads((tmp_path / "r.json").read_text())["tests"] if t["number"] == "4.1")
+    assert test["score"] == round(2 * 12.5 / 23.5, 4) and test["output"].splitlines()[1] == line
+
+
 def test_a_hidden_import_of_torch_in_layers_computes_nothing(tmp_path):
     # No import statement shows it, so the static check cannot name it; but torch is out of the layers child's
     # reach: the name is a placeholder, and the function that computes with it fails its cases, in its words.

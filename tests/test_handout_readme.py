@@ -1,10 +1,11 @@
 """The handout's README tells a student what to install: exactly the packages the handout uses, with a route
-to a CPU-only torch for a laptop without a GPU."""
+to a CPU-only torch for a laptop without a GPU; and how a test's cases make its points."""
 import ast
 import sys
 
 import nbformat
 
+from grader.cnn.points import SCORING
 from support import handout_copy
 
 
@@ -37,3 +38,10 @@ def test_the_handout_readme_installs_exactly_what_the_handout_uses(tmp_path):
     rest, = [words for words in installs if words not in cpu and words != full]
     assert set(rest) | {"torch"} == set(full), "the CPU route must install the same packages"
     assert "Colab" in readme and "python check_submission.py" in readme
+
+
+def test_the_handout_readme_states_how_points_are_made(tmp_path):
+    # The rule `grade --verbose` prints and each test's sum follows, said once, as the grader words it.
+    readme = " ".join((handout_copy(tmp_path) / "README.md").read_text().split())
+    assert readme.count(" ".join(SCORING.split())) == 1
+    assert "weighs 0.5, and a ResNet training step 2" in SCORING and "at most 50% of its test's points" in SCORING

@@ -1,5 +1,5 @@
 """grader/results.py and grader/checks.py: what a student reads of a test's result."""
-from grader.checks import Outcome, student_words, to_result
+from grader.checks import Kind, Outcome, student_words, to_result
 from grader.results import TestResult as Result, results_json, shorten, table
 
 
@@ -41,6 +41,7 @@ def test_a_failure_shared_by_several_cases_is_said_once_with_their_count():
         outcome.add(f"hidden case {i}", i == 2, "" if i == 2 else ("dx is off" if i != 5 else "db is off"))
     lines = to_result("1.2", "conv_backward_naive", 8, outcome).output.splitlines()
     assert lines == ["1 of 5 cases passed",
+                     "1 of 5 categories passed: 1 x 1 = 1 of 5, so 1.60 of 8 points",
                      "  FAIL 3 cases: dx is off",
                      "       hidden case 1",
                      "       hidden case 3",
@@ -114,3 +115,45 @@ def test_failed_categories_count_the_cases_of_a_test_that_passed_some():
                                           "tall kernel": [1, 1]}
     outcome.cases[1].ok = True
     assert failed_categories(outcome) is None   # all passed: nothing to tell
+
+
+def test_a_partial_score_shows_how_its_cases_weigh():
+    # The issue's example: 5 of 7 categories (1 each) and 2 of 4 documented behaviours (0.5 each) of a 10-point
+    # test: (5 + 1) / 9 of 10 points.
+    behaviour = Kind("documented behaviour", "documented behaviours", 0.5)
+    outcome = Outcome()
+    for i in range(7):
+        outcome.add(f"hidden case {i + 1}", i < 5, "" if i < 5 else "out is off")
+    for i in range(4):
+        outcome.add(f"behaviour {i + 1}", i < 2, "" if i < 2 else "expected ValueError", behaviour)
+    result = to_result("1.1", "conv_forward_naive", 10, outcome)
+    assert result.output.splitlines()[:2] == [
+        "7 of 11 cases passed",
+        "5 of 7 categories and 2 of 4 documented behaviours passed: 5 x 1 + 2 x 0.5 = 6 of 9, so 6.67 of 10 points"]
+    assert abs(result.score - 60 / 9) < 1e-12
+
+
+def test_a_cap_lowers_a_score_above_it_and_says_why():
+    step = Kind("training step", "training steps", 2)
+    outcome = Outcome(cap=(0.5, "BasicBlock cannot be trained"))
+    for i in range(3):
+        outcome.add(f"shape {i + 1}, eval mode", True)
+    outcome.add("shape 1, training step", False, "loss.backward() fails", step)
+    result = to_result("3.1", "BasicBlock", 1, outcome)
+    # 3 of 5 passed by weight, 0.6 of the point, but at most half of it.
+    assert result.score == 0.5
+    assert result.output.splitlines()[1] == (
+        "3 of 3 categories and 0 of 1 training step passed: 3 x 1 + 0 x 2 = 3 of 5, so 0.60 of 1 point; but "
+        "BasicBlock cannot be trained, which caps this test at 50%: 0.50 of 1 point")
+    outcome.cases[1].ok = outcome.cases[2].ok = False   # 1 of 5: below the cap, which then says nothing
+    result = to_result("3.1", "BasicBlock", 1, outcome)
+    assert result.score == 0.2 and result.output.splitlines()[1] == (
+        "1 of 3 categories and 0 of 1 training step passed: 1 x 1 + 0 x 2 = 1 of 5, so 0.20 of 1 point")
+
+
+def test_a_full_score_and_a_zero_need_no_sum():
+    outcome = Outcome()
+    outcome.add("hidden case 1", True)
+    outcome.add("hidden case 2", True)
+    assert to_result("4.4", "fc_layer", 2, outcome).output == "all 2 cases passed\n  ok   hidden case 1\n  ok   " \
+                                                               "hidden case 2"

@@ -19,4 +19,5 @@ ASSIGNMENT = Assignment(
     visibility=points.VISIBILITY,
     visibility_of_test=points.VISIBILITY_OF_TEST,
     show_cases=points.SHOW_CASES,
+    scoring=points.SCORING,
 )

@@ -13,37 +13,63 @@ signature (or docstring) states.
 """
 from dataclasses import dataclass
 
+from grader.checks import CATEGORY, Kind
+from grader.cnn.points import BEHAVIOUR_WEIGHT
+
+BEHAVIOUR = Kind("documented behaviour", "documented behaviours", BEHAVIOUR_WEIGHT)
+# A default that the everyday call relies on: where it is wrong, what is built on the function breaks, not an edge
+# of it, so its case weighs like a category. Which keywords are everyday (``Keyword.everyday``), and why:
+# - bn_param's optional keys: the notebook calls both batchnorm forwards with {"mode": "train"} alone, and
+#   spatial_batchnorm_forward hands its bn_param on to the student's batchnorm_forward;
+# - the initializers' mode: activation_stds's documented init, ``kaiming_normal(shape, rng=rng)``, and the
+#   notebook's Kaiming init leave it out; so does the usual ``xavier_normal(shape)``, Glorot's own fan_avg
+#   (PyTorch's xavier_normal_ has no other);
+# - conv_layer's bias and pool_layer's pad: alexnet_table calls them with ALEXNET_LAYERS's settings, which leave
+#   both out.
+# Not everyday: rng (activation_stds always passes one), conv_output_size's and pool_output_size's stride and pad
+# (conv_layer and pool_layer pass every argument on), and every edge value. The defaults the layouts leave out in
+# every grade (the initializers' gain and nonlinearity, calculate_gain's param, activation_stds's batch, ResNet's
+# keywords) are categories already.
+EVERYDAY_DEFAULT = Kind("everyday default", "everyday defaults", CATEGORY.weight)
+
 
 @dataclass(frozen=True)
 class Keyword:
     name: str
     default: object          # the documented default; "zeros" for arrays of zeros
     edges: tuple = ()        # values given explicitly as well: the ones a ``value or default`` slip mistakes
+    everyday: bool = False   # the everyday call leaves it out (EVERYDAY_DEFAULT)
 
     def left_out(self):
         return f"{self.name} left out (default {self.default})"
+
+    @property
+    def left_out_kind(self):
+        """What the case leaving it out weighs as."""
+        return EVERYDAY_DEFAULT if self.everyday else BEHAVIOUR
 
     def edge(self, value):
         return f"{self.name} given as {value!r}"
 
 
-BN_KEYWORDS = (Keyword("eps", 1e-5, (0.0,)), Keyword("momentum", 0.9, (0.0,)),
-               Keyword("running_mean", "zeros"), Keyword("running_var", "zeros"))
+BN_KEYWORDS = (Keyword("eps", 1e-5, (0.0,), everyday=True), Keyword("momentum", 0.9, (0.0,), everyday=True),
+               Keyword("running_mean", "zeros", everyday=True), Keyword("running_var", "zeros", everyday=True))
 
 # function -> its keywords (for batchnorm: bn_param's optional keys).
 KEYWORDS = {
     "batchnorm_forward": BN_KEYWORDS,
     "spatial_batchnorm_forward": BN_KEYWORDS,
     "calculate_gain": (Keyword("param", None, (0.0,)),),
-    "xavier_normal": (Keyword("gain", 1.0, (0.0,)), Keyword("mode", "fan_avg"), Keyword("rng", None)),
-    "xavier_uniform": (Keyword("gain", 1.0, (0.0,)), Keyword("mode", "fan_avg"), Keyword("rng", None)),
-    "kaiming_normal": (Keyword("mode", "fan_in"), Keyword("nonlinearity", "relu"), Keyword("rng", None)),
-    "kaiming_uniform": (Keyword("mode", "fan_in"), Keyword("nonlinearity", "relu"), Keyword("rng", None)),
+    "xavier_normal": (Keyword("gain", 1.0, (0.0,)), Keyword("mode", "fan_avg", everyday=True), Keyword("rng", None)),
+    "xavier_uniform": (Keyword("gain", 1.0, (0.0,)), Keyword("mode", "fan_avg", everyday=True), Keyword("rng", None)),
+    "kaiming_normal": (Keyword("mode", "fan_in", everyday=True), Keyword("nonlinearity", "relu"), Keyword("rng", None)),
+    "kaiming_uniform": (Keyword("mode", "fan_in", everyday=True), Keyword("nonlinearity", "relu"),
+                        Keyword("rng", None)),
     "activation_stds": (Keyword("batch", 16), Keyword("rng", None)),
     "conv_output_size": (Keyword("stride", 1), Keyword("pad", 0, (0,))),
     "pool_output_size": (Keyword("pad", 0, (0,)),),
-    "conv_layer": (Keyword("stride", 1), Keyword("pad", 0, (0,)), Keyword("bias", True, (False,))),
-    "pool_layer": (Keyword("pad", 0, (0,)),),
+    "conv_layer": (Keyword("stride", 1), Keyword("pad", 0, (0,)), Keyword("bias", True, (False,), everyday=True)),
+    "pool_layer": (Keyword("pad", 0, (0,), everyday=True),),
 }
 
 # function -> {what: label}: each documented ValueError, raised on a bad input.
@@ -110,10 +136,6 @@ RESNET = {
     },
 }
 
-# A behaviour case's weight against a drawn category's 1: a promise kept is worth half a layout case.
-WEIGHT = 0.5
-
-
 def raised(ok, value, error="ValueError"):
     """(ok, message) for a call that should have raised ``error``, from the plan's answer ``(ok, value)``."""
     if ok:
@@ -129,7 +151,7 @@ def add_gated(outcome, label, ok, message=""):
     fails as they did."""
     if ok and not any(c.ok for c in outcome.cases):
         ok, message = False, next((c.message for c in outcome.cases if not c.ok), "")
-    outcome.add(label, ok, message, WEIGHT)
+    outcome.add(label, ok, message, BEHAVIOUR)
 
 
 def add_error(outcome, label, answer, error="ValueError"):

@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from grader import stats
-from grader.checks import Outcome, blocked
+from grader.checks import CATEGORY, Outcome, blocked
 from grader.cnn import behaviours
 from grader.cnn.given import with_given
 from grader.plan import Plan
@@ -421,7 +421,7 @@ def _plan_scheme(name, rng):
     shapes = Shapes(plan)
     seeds = iter(int(s) for s in rng.integers(2 ** 31, size=64))
     keywords = {kw.name: kw for kw in behaviours.KEYWORDS[name]}
-    cases = []   # (label, shape, mode, gain, kwargs, weight)
+    cases = []   # (label, shape, mode, gain, kwargs, what it weighs as)
     weights = [shape_2d(rng), shape_4d(rng, _kernels(rng, KERNEL_OF[name]))]
     for shape in weights:
         for mode in MODES:
@@ -434,12 +434,12 @@ def _plan_scheme(name, rng):
                              ({"nonlinearity": {"v": other}}, gain_of(other), f"nonlinearity {other}")]
             for kwargs, gain_value, words in variants:
                 cases.append((f"hidden case {len(cases) + 1} ({_shape_words(shape)}, mode {mode}, {words})", shape,
-                              mode, gain_value, dict(kwargs, mode={"v": mode}), 1.0))
+                              mode, gain_value, dict(kwargs, mode={"v": mode}), CATEGORY))
     big = shape_2d(rng, 360, 460)
     default_mode = keywords["mode"].default
     default_gain = 1.0 if family == "xavier" else gain_of(keywords["nonlinearity"].default)
     cases.append((f"hidden case {len(cases) + 1} (large 2-D sample, all defaults (mode {default_mode}, "
-                  f"{'gain 1' if family == 'xavier' else 'relu'}))", big, default_mode, default_gain, {}, 1.0))
+                  f"{'gain 1' if family == 'xavier' else 'relu'}))", big, default_mode, default_gain, {}, CATEGORY))
     # The mode left out alone, the other keyword given away from its default.
     if family == "xavier":
         gain = round(float(rng.uniform(*XAVIER_GAINS)), 6)
@@ -447,7 +447,7 @@ def _plan_scheme(name, rng):
     else:
         given, gain_value = {"nonlinearity": {"v": "tanh"}}, gain_of("tanh")
     cases.append((f"{keywords['mode'].left_out()}, 2-D weight", shape_2d(rng), default_mode, gain_value, given,
-                  behaviours.WEIGHT))
+                  keywords["mode"].left_out_kind))
     for i, (label, shape, mode, gain, kwargs, _) in enumerate(cases):
         plan.call(name, shapes(shape), id=f"s{i}", rng={"v": next(seeds)}, **kwargs)
 
@@ -471,14 +471,14 @@ def _plan_scheme(name, rng):
 
     def verdicts():
         outcome = Outcome()
-        for i, (label, shape, mode, gain, kwargs, weight) in enumerate(cases):
+        for i, (label, shape, mode, gain, kwargs, weighs) in enumerate(cases):
             std = gain / math.sqrt(fan_of(shape, mode))
             ok, w = plan.answer(f"s{i}")
 
             def diagnose(got, shape=shape, mode=mode, gain=gain):
                 return _std_diagnosis(got, shape, mode, gain, family, uniform)
             outcome.add(label, *(sample_verdict(w, shape, std, std * math.sqrt(3) if uniform else None, diagnose)
-                                 if ok else (False, w)), weight)
+                                 if ok else (False, w)), weighs)
         answers = {k: plan.answer(k) for k in ("same0", "same1", "other", "gen0", "gen1", "none0", "none1")}
 
         def pair(a, b, equal, words):

@@ -377,10 +377,10 @@ def _plan_bn_behaviours(plan, forward, case):
     channels = gamma.shape[0]
     full = {"eps": drawn["eps"], "momentum": drawn["momentum"], "running_mean": drawn["running_mean"],
             "running_var": drawn["running_var"]}
-    checked = []   # (label, id, mode, the bn_param the call means: every key given, hint)
+    checked = []   # (label, what it weighs as, id, mode, the bn_param the call means: every key given, hint)
 
-    def call(label, mode, given, hint="(the documented defaults: eps 1e-5, momentum 0.9, running statistics "
-                                      "zeros)"):
+    def call(label, kind, mode, given, hint="(the documented defaults: eps 1e-5, momentum 0.9, running statistics "
+                                            "zeros)"):
         id = f"b{len(checked)}"
         plan.call("builtin:dict", mode={"v": mode},
                           **{k: plan.array(v) if isinstance(v, np.ndarray) else {"v": v} for k, v in given.items()},
@@ -390,21 +390,21 @@ def _plan_bn_behaviours(plan, forward, case):
             plan.call("builtin:lookup", {"var": f"{id}_param"}, {"v": key}, id=f"{id}{key}")
         meant = {k: np.zeros(channels) if v == "zeros" else v for k, v in
                  ((kw.name, kw.default) for kw in behaviours.BN_KEYWORDS)}
-        checked.append((label, id, mode, {**meant, **given}, hint))
+        checked.append((label, kind, id, mode, {**meant, **given}, hint))
 
     for kw in behaviours.KEYWORDS[forward]:
-        call(kw.left_out(), "train", {k: v for k, v in full.items() if k != kw.name})
+        call(kw.left_out(), kw.left_out_kind, "train", {k: v for k, v in full.items() if k != kw.name})
         for value in kw.edges:
-            call(kw.edge(value), "train", {**full, kw.name: value},
+            call(kw.edge(value), behaviours.BEHAVIOUR, "train", {**full, kw.name: value},
                  f"(a {kw.name} given is used, {value!r} included: bn_param.get(key, default), not `or`)")
-    call(behaviours.PROMISES[forward]["test without statistics"], "test", {"eps": full["eps"]})
+    call(behaviours.PROMISES[forward]["test without statistics"], behaviours.BEHAVIOUR, "test", {"eps": full["eps"]})
     # "validation": it sorts after "train" and "test", so a comparison other than == lets it through.
     plan.call("builtin:dict", mode={"v": "validation"}, **{k: plan.array(v) if isinstance(v, np.ndarray) else {"v": v}
                                                      for k, v in full.items()}, save="badmode_param")
     plan.call(forward, *(plan.array(a) for a in (x, gamma, beta)), {"var": "badmode_param"}, id="badmode", pick=0)
 
     def verdicts(outcome):
-        for label, id, mode, p, hint in checked:
+        for label, kind, id, mode, p, hint in checked:
             ok, out = plan.answer(id)
             if mode == "train":   # normalised with the batch statistics (PyTorch trains with eps > 0 only)
                 batch = ref.batchnorm_running_stats(x, np.zeros(channels), np.zeros(channels), 0.0)
@@ -418,7 +418,7 @@ def _plan_bn_behaviours(plan, forward, case):
                 good, message = _stats_verdict(plan, [f"{id}running_mean", f"{id}running_var"], stats, hint)
             elif ok:
                 message += f" {hint}"
-            outcome.add(label, good, message, behaviours.WEIGHT)
+            outcome.add(label, good, message, kind)
         behaviours.add_error(outcome, behaviours.ERRORS[forward]["mode"], plan.answer("badmode"))
     return verdicts
 

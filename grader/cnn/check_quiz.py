@@ -16,7 +16,7 @@ One child runs the whole part: the calculators are pure arithmetic.
 """
 import math
 
-from grader.checks import Outcome, blocked
+from grader.checks import CATEGORY, Outcome, blocked
 from grader.cnn import behaviours
 from grader.cnn import quiz_variants as qv
 from grader.cnn.given import with_given
@@ -190,18 +190,21 @@ def _size_verdict(case, value, want, show=False):
 
 def _keyword_cases(rng):
     """Cases for each keyword of behaviours.KEYWORDS: left out once (the others given as keywords, away from
-    their defaults) and given at its edges. [(kind, label, the case the call means, the call's keywords)]"""
+    their defaults) and given at its edges. [(kind, label, the case the call means, the call's keywords, what the
+    case weighs as)]"""
     cases = []
     for kind in ("conv_output_size", "pool_output_size", "conv_layer", "pool_layer"):
         base = qv.draw_window(rng, kind, qv.KEYWORD_SCENARIO, bias=False, keywords=True)
         keywords = behaviours.KEYWORDS[kind]
         given = {kw.name: base["args"][kw.name] for kw in keywords}
         for kw in keywords:
-            variants = [(kw.left_out(), kw.default, {k: v for k, v in given.items() if k != kw.name})]
-            variants += [(kw.edge(value), value, {**given, kw.name: value}) for value in kw.edges]
-            for words, value, kwargs in variants:
+            variants = [(kw.left_out(), kw.default, {k: v for k, v in given.items() if k != kw.name},
+                         kw.left_out_kind)]
+            variants += [(kw.edge(value), value, {**given, kw.name: value}, behaviours.BEHAVIOUR)
+                         for value in kw.edges]
+            for words, value, kwargs, weighs in variants:
                 meant = {**base, "args": {**base["args"], kw.name: value}}
-                cases.append((kind, f"{kind}: {words}", meant, kwargs))
+                cases.append((kind, f"{kind}: {words}", meant, kwargs, weighs))
     return cases
 
 
@@ -248,20 +251,20 @@ def check(files, rng, limits, names):
         return blocked(names, f"{FILE} was not submitted")
     drawn = qv.draw_quiz_cases(rng)
     plan = Plan(MODULE)
-    checked, counts = [], {}   # (test, label, case, id, show values, weight); hidden cases numbered per test
+    checked, counts = [], {}   # (test, label, case, id, show values, what it weighs as); numbered per test
     for i, case in enumerate(drawn):
         id = plan.call(case["kind"], *({"v": v} for v in case["args"].values()), id=f"c{i}")
         test = TEST_OF_KIND[case["kind"]]
         counts[test] = counts.get(test, 0) + 1
-        checked.append((test, f"hidden case {counts[test]} ({case['category']})", case, id, False, 1.0))
+        checked.append((test, f"hidden case {counts[test]} ({case['category']})", case, id, False, CATEGORY))
     for i, (case, args) in enumerate(_defaults_cases()):
         id = plan.call(case["kind"], *({"v": v} for v in args), id=f"d{i}")
-        checked.append((TEST_OF_KIND[case["kind"]], case["category"], case, id, True, 1.0))   # public values
-    for i, (kind, label, case, kwargs) in enumerate(_keyword_cases(rng)):
+        checked.append((TEST_OF_KIND[case["kind"]], case["category"], case, id, True, CATEGORY))   # public values
+    for i, (kind, label, case, kwargs, weighs) in enumerate(_keyword_cases(rng)):
         required = [v for k, v in case["args"].items() if k not in kwargs and
                     k not in {kw.name for kw in behaviours.KEYWORDS[kind]}]
         id = plan.call(kind, *({"v": v} for v in required), id=f"k{i}", **{k: {"v": v} for k, v in kwargs.items()})
-        checked.append((TEST_OF_KIND[kind], label, case, id, False, behaviours.WEIGHT))
+        checked.append((TEST_OF_KIND[kind], label, case, id, False, weighs))
     plan.call("alexnet_table", id="alexnet")
     plan.run(with_given({FILE: files[FILE]}), limits)
     error = plan.import_error()
@@ -269,14 +272,14 @@ def check(files, rng, limits, names):
         return blocked(names, f"{FILE} could not be imported: {error}")
 
     outcomes = {name: Outcome() for name in list(dict.fromkeys(TEST_OF_KIND.values())) + ["alexnet_table"]}
-    for test, label, case, id, show, weight in checked:
+    for test, label, case, id, show, weighs in checked:
         ok, value = plan.answer(id)
         want = qv.expected(case)
         if not ok:
-            outcomes[test].add(label, False, value, weight)
+            outcomes[test].add(label, False, value, weighs)
         elif case["kind"].endswith("_size"):
-            outcomes[test].add(label, *_guarded(_size_verdict, case, value, want, show), weight)
+            outcomes[test].add(label, *_guarded(_size_verdict, case, value, want, show), weighs)
         else:
-            outcomes[test].add(label, *_guarded(_row_verdict, case, value, want, show), weight)
+            outcomes[test].add(label, *_guarded(_row_verdict, case, value, want, show), weighs)
     _alexnet(plan, outcomes["alexnet_table"])
     return {name: outcomes.get(name) for name in names}

@@ -17,11 +17,11 @@ import math
 import numpy as np
 
 from grader import stats
-from grader.checks import Outcome, blocked
+from grader.checks import CATEGORY, Kind, Outcome, blocked, joined
 from grader.cnn import architectures as layout
 from grader.cnn import behaviours, rules
 from grader.cnn.given import with_given
-from grader.cnn.points import PARTS
+from grader.cnn.points import PARTS, STEP_WEIGHT, UNTRAINABLE_SHARE
 from grader.compare import compare
 from grader.oracle import Oracle
 from grader.plan import Plan, bindings
@@ -42,8 +42,7 @@ AUTOGRAD_IN_PLACE = "modified by an inplace operation"
 # Construct / forward steps get three plain calls' time: building resnet50 takes 0.42 s of CPU here, so 6 s
 # leaves over 5x headroom on half a CPU.
 BIG_TIMEOUT = 3
-# A module that cannot train makes train.py fail: its training step weighs as much as two forward checks.
-STEP_WEIGHT = 2
+TRAINING_STEP = Kind("training step", "training steps", STEP_WEIGHT)
 # Block kind -> the student's class, which is also the name of its test.
 BLOCK_CLASS = {"basic": "BasicBlock", "bottleneck": "Bottleneck", "preact": "PreActBlock"}
 # Each category of behaviours.RESNET["shapes"], in its order: (in_channels, width, stride) in units of the drawn
@@ -161,9 +160,9 @@ class Checker:
         return state, upstream
 
     def verdicts(self, tag, state, x, expected, owner):
-        """{"parameters", "eval", "train", "step": (ok, msg)}; ``expected``: {mode: (output, running
-        statistics)} and {"step": (parameter gradients, input gradient)} from the reference; ``owner``: whose
-        forward ran, in the student's words."""
+        """{"parameters", "eval", "train", "step": (ok, msg), "untrainable": bool}; ``expected``: {mode: (output,
+        running statistics)} and {"step": (parameter gradients, input gradient)} from the reference; ``owner``:
+        whose forward ran, in the student's words."""
         p = self.plan
         out = {"parameters": _shapes_verdict(p.answer(f"describe{tag}"), {k: v.shape for k, v in state.items()})}
         ok, value = p.answer(f"load{tag}")
@@ -173,7 +172,7 @@ class Checker:
         elif isinstance(value, list) and any(value):
             load_problem = "load_state_dict reported missing or unexpected keys"
         if load_problem:
-            return dict(out, **{mode: (False, load_problem) for mode in (*MODES, "step")})
+            return dict(out, untrainable=False, **{mode: (False, load_problem) for mode in (*MODES, "step")})
         for mode, training in MODES.items():
             output, new_state = expected[mode]
             ok, got = p.answer(f"{mode}{tag}")
@@ -185,32 +184,40 @@ class Checker:
             if good and training:
                 good, message = self.stats_verdict(tag, new_state)
             out[mode] = (good, "" if good else message)
-        out["step"] = self.step_verdict(tag, x, *expected["step"], owner)
+        *out["step"], out["untrainable"] = self.step_verdict(tag, x, *expected["step"], owner)
         return out
 
     def step_verdict(self, tag, x, gradients, input_gradient, owner):
-        """The training step: the input as it was sent, then every gradient against the reference's."""
+        """The training step: (ok, message, whether it shows the module cannot be trained). Judged in this order:
+        the step ran (where the train-mode forward ran and the step did not, loss.backward() failed: it cannot be
+        trained), the input as it was sent, a gradient on every parameter and the input (where one has none, no
+        training reaches it, or, for the input, anything before the module), each gradient against the
+        reference's."""
         ok, got = self.plan.answer(f"step{tag}")
         if not ok:
+            backward_failed = self.plan.answer(f"train{tag}")[0]
             if AUTOGRAD_IN_PLACE in got:
                 return False, (f"{owner} changes a tensor autograd still needs, so loss.backward() fails: add "
-                               "into a new tensor, e.g. `out = out + shortcut`, rather than in place (`+=`)")
-            return False, got
+                               "into a new tensor, e.g. `out = out + shortcut`, rather than in place (`+=`)"), \
+                    backward_failed
+            return False, got, backward_failed
         if not isinstance(got, dict) or not isinstance(got.get("parameters"), dict):
-            return False, "could not read the gradients"
+            return False, "could not read the gradients", False
         after = got.get("input")
         if not isinstance(after, np.ndarray) or after.shape != x.shape or not np.array_equal(after, x):
-            return False, f"{owner} changes its input tensor in place: leave the caller's x as it was"
-        for name, have, want in [*((key, got["parameters"].get(key), value) for key, value in gradients.items()),
-                                 ("the input x", got.get("input_grad"), input_gradient)]:
+            return False, f"{owner} changes its input tensor in place: leave the caller's x as it was", False
+        compared = [*((key, got["parameters"].get(key), value) for key, value in gradients.items()),
+                    ("the input x", got.get("input_grad"), input_gradient)]
+        for name, have, _ in compared:
             if have is None:
                 return False, f"no gradient reached {name}: something cuts its path to the loss (a `.detach()`, " \
-                              "`.data` or `torch.no_grad()`?)"
+                              "`.data` or `torch.no_grad()`?)", True
+        for name, have, want in compared:
             good, message, _ = compare(f"the gradient of {name}", have, want, GRAD_TOL, dtype=None, show_where=False,
                                        floor=_floor(want))
             if not good:
-                return False, message
-        return True, ""
+                return False, message, False
+        return True, "", False
 
     def stats_verdict(self, tag, new_state):
         ok, got = self.plan.answer(f"stats{tag}")
@@ -356,6 +363,7 @@ def check(files, rng, limits, names):
     outcomes = {name: Outcome() for name in (*BLOCK_CLASS.values(), NETWORK_TEST, INIT_TEST)}
 
     # Blocks first: a network's failures then name a block test that failed as their likely cause.
+    untrainable = {}   # test -> the modules whose training step shows they cannot be trained
     for test, (label, category), tag, state, x, _, _, uses in sorted(jobs, key=lambda job: job[-1] is not None):
         owner = f"{test}.forward" if uses is None else "ResNet.forward or a block's forward"
         cause = "" if uses is None else _cause(outcomes, *uses)
@@ -363,8 +371,15 @@ def check(files, rng, limits, names):
         for what, key in (("parameter names and shapes", "parameters"), ("eval mode", "eval"),
                           ("train mode (output and running statistics)", "train"),
                           ("training step (loss.backward(): gradients, input left unchanged)", "step")):
-            outcomes[test].add(f"{label}, {what}", *_blamed(v[key], cause), STEP_WEIGHT if key == "step" else 1.0,
-                               named=(category, what))
+            outcomes[test].add(f"{label}, {what}", *_blamed(v[key], cause),
+                               TRAINING_STEP if key == "step" else CATEGORY, named=(category, what))
+        if v["untrainable"]:   # a network's label is its words, then " forward"
+            untrainable.setdefault(test, []).append(test if uses is None else label.split(" forward")[0])
+    # Nothing built on a module that cannot be trained can learn: its test loses half, whatever else passed.
+    for test, modules in untrainable.items():
+        outcomes[test].cap = (UNTRAINABLE_SHARE, f"{joined(list(dict.fromkeys(modules)))} cannot be trained "
+                                                 "(loss.backward() fails in a training step, or no gradient reaches "
+                                                 "a parameter or the input)")
 
     for i, (name, kwargs, count) in enumerate(COUNTED):
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())

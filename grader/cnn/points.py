@@ -92,3 +92,26 @@ MILESTONE_HELDOUT_MARGIN = 12.0
 MILESTONE_BEST = {"resnet20": 92.60, "resnet32": 93.53, "resnet56": 94.37, "resnet18": 96.01,
                   "preact_resnet18": 96.01}
 MILESTONE_BEST_MARGIN = 2.5
+
+# How a test's cases weigh against each other (grader/checks.py: Case.kind), against a layout category's 1:
+# fixed per kind of case, never per draw, so that a bug costs the same points whatever was drawn.
+# A documented behaviour (a keyword at an edge value, a documented error, rng's promises...) weighs half a
+# category. An everyday default weighs a whole one: behaviours.EVERYDAY_DEFAULT says which and why.
+BEHAVIOUR_WEIGHT = 0.5
+# A ResNet module that cannot train makes train.py fail: its training step weighs two forward checks.
+STEP_WEIGHT = 2
+# And a ResNet block or network that cannot be trained at all (loss.backward() raises, or a parameter gets no
+# gradient) scores at most this share of its test, whatever else it passes: nothing built on it can learn.
+UNTRAINABLE_SHARE = 0.5
+# The rule, said once: in the handout's README (tests/test_handout_readme.py holds it to this) and by
+# `grade --verbose`. Each test's feedback shows its own sum (checks.score_line).
+SCORING = (
+    "How a test's points are shared among its cases: each case has a weight. A category of the fixed layout (a "
+    "shape, a stride, a mode, a float32 input...) weighs 1, and so does an everyday default (a keyword the usual "
+    "call leaves out: the initializers' mode, bn_param's optional keys, conv_layer's bias and pool_layer's pad, as "
+    "the notebooks and alexnet_table call them). Another documented behaviour (a keyword given at an edge value, a "
+    "documented error, what rng promises, arguments left as they were found) weighs "
+    f"{BEHAVIOUR_WEIGHT:g}, and a ResNet training step {STEP_WEIGHT:g}. A test earns its points times the weight "
+    "of the cases you pass over the weight of all its cases; where some pass and others fail, its feedback shows "
+    "that sum. A ResNet block or network that cannot be trained (loss.backward() raises, or a parameter gets no "
+    f"gradient) earns at most {UNTRAINABLE_SHARE:.0%} of its test's points, since nothing built on it can learn.")
