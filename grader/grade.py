@@ -23,6 +23,7 @@ from grader.review import review
 from grader.assignments import get_assignment
 from grader.checks import blocked, failed_categories, to_result
 from grader.sandbox import Limits, Spent
+from grader.sandbox.runner import close_templates
 
 # What a test says when the grader itself failed on it (a regrade flags it for staff).
 INTERNAL_ERROR = "the grader failed on this part (an internal error, not your code): please tell your TA"
@@ -71,6 +72,8 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
                 except Exception:  # the grader's own bug: this part gets a message, the run goes on
                     log(f"internal error while checking {part}:\n{traceback.format_exc()}")
                     outcomes = blocked(names, INTERNAL_ERROR)
+                finally:
+                    close_templates()   # the part's templates end with it: a torch one holds torch's memory
             log(f"{part}: checked in {time.monotonic() - started:.1f} s")
             for outcome in outcomes.values():
                 leaderboard.update(outcome.leaderboard if outcome else {})

@@ -147,9 +147,11 @@ class Run:
         return f"{sum(self.scores.values()):.2f}" if self.scores else "?"
 
 
-def run_once(submission, memory_mb=None, parts=(), env=None, one_core=False, checkout=REPO):
+def run_once(submission, memory_mb=None, parts=(), env=None, one_core=False, checkout=REPO, sample=True):
     """Grade ``submission`` with the grader of ``checkout`` in a child process (in its own memory cgroup as
-    root); what it cost and what it scored."""
+    root); what it cost and what it scored. CPU time is the kernel's account of every process of the grade
+    (RUSAGE_CHILDREN: each is waited for, by the grade or by a template of its own); ``sample``: also sample every
+    process's memory, 50 times a second (which takes CPU beside the grade: timed runs leave it off)."""
     group = make_cgroup(memory_mb)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results.json"
@@ -162,9 +164,10 @@ def run_once(submission, memory_mb=None, parts=(), env=None, one_core=False, che
                                 preexec_fn=(lambda: (group / "cgroup.procs").write_text(str(os.getpid())))
                                 if group else None)
         peaks = Peaks(proc.pid)
-        while proc.poll() is None:
+        while sample and proc.poll() is None:
             peaks.sample()
             time.sleep(0.02)
+        proc.wait()
         wall = time.monotonic() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         results = json.loads(out.read_text()) if out.exists() else {}
@@ -181,6 +184,8 @@ def run_once(submission, memory_mb=None, parts=(), env=None, one_core=False, che
 
 def report(label, run):
     print(f"{label}: score {run.total}; wall {run.wall:.1f} s; CPU {run.cpu:.1f} s; {run.container}; exit {run.code}")
+    if not run.peaks:
+        return
     print("  per process, peak resident memory and CPU time: " + "; ".join(
         f"{name} {peak:.0f} MB" + (f" (largest of {count})" if count > 1 else "") + f", {cpu:.1f} s"
         for name, (count, peak, cpu) in run.peaks.items()))
@@ -390,12 +395,16 @@ def main():
     if args.milestone:
         milestone(args.baseline)
         return
-    print(f"grading {args.submission} ({args.repeat} run(s), {os.cpu_count()} cores)")
-    for i in range(args.repeat):
-        run = run_once(args.submission, args.memory_mb)
-        report(f"run {i + 1}", run)
+    print(f"grading {args.submission} ({args.repeat} timed run(s), {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f})")
+    for i in range(args.repeat):   # timed: no memory sampling beside them; the baseline's right after, alike
+        run = run_once(args.submission, args.memory_mb, sample=False)
+        report(f"timed run {i + 1}", run)
         if args.baseline:
-            compare_baseline(f"run {i + 1}", run, run_once(args.submission, args.memory_mb, checkout=args.baseline))
+            baseline = run_once(args.submission, args.memory_mb, checkout=args.baseline, sample=False)
+            report(f"timed run {i + 1}, baseline", baseline)
+            compare_baseline(f"timed run {i + 1}", run, baseline)
+    report("memory (a run of its own, sampled)", run_once(args.submission, args.memory_mb))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ class InProcessChild:
     source = None   # a folder to import the student's module from instead of the sandbox's copy (coverage)
     background = 0.0
 
-    def __init__(self, root, limits, python, groups, output, cpu_seconds):
+    def __init__(self, root, limits, python, preload, groups, output, cpu_seconds):
         from grader.sandbox.driver import Runner
 
         task = json.loads((root / "task.json").read_text())

@@ -16,7 +16,6 @@ asks it, and refuses to grade without seccomp unless told to accept the risk. Th
 trusted values) loads its kind's allow-list too, without Landlock.
 """
 import ctypes
-import errno
 import os
 import sys
 

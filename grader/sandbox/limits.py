@@ -7,7 +7,6 @@ watched from outside: the child's resident memory, read from its own counters (i
 write no file); where the grader may make a cgroup for the child, the kernel caps it as well. rlimits cap
 what the kernel can cap cheaply, CPU time among them (a child's limit is what its part has left).
 """
-import ctypes
 import os
 import resource
 from dataclasses import dataclass, field
@@ -15,7 +14,6 @@ from pathlib import Path
 
 from grader.sandbox import identity
 
-CLONE_NEWNET = 0x40000000
 TICKS = os.sysconf("SC_CLK_TCK")
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 THREADS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -50,33 +48,6 @@ class Spent:
     total: float = 0.0
     hung: float = 0.0
     background: float = 0.0
-
-
-def preexec(limits, process_cap, uid, groups, group, cpu_seconds):
-    """Runs in the child between fork and exec: tighten everything, then drop to ``uid`` (and the gid of the
-    same number, its own too). ``group``: the child's cgroup, or None; ``cpu_seconds``: the CPU time of all its
-    threads that the kernel allows it (SIGXCPU)."""
-    def setup():
-        os.setsid()
-        with open("/proc/self/oom_score_adj", "w") as adj:   # the kernel's first pick, before the grader
-            adj.write("1000")
-        if group is not None:
-            group.enter()
-        if uid is not None:
-            try:
-                ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
-            except (OSError, AttributeError):
-                pass
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20,) * 2)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-        resource.setrlimit(resource.RLIMIT_NPROC, (process_cap, process_cap))
-        if uid is not None:
-            os.setgroups(groups)
-            os.setgid(uid)
-            os.setuid(uid)
-    return setup
 
 
 def usage(pid):

@@ -6,6 +6,7 @@ channel"): what the student's code writes into the channel before it is asked, o
 nothing. A function whose call hung or ended its child is not called again; a call that needs a value saved in
 a child that is gone, or by a call that failed, is not run, and says whose result it needed.
 """
+import atexit
 import contextlib
 import fcntl
 import json
@@ -15,7 +16,7 @@ import secrets
 import select
 import shutil
 import signal
-import subprocess
+import re
 import sys
 import tempfile
 import threading
@@ -26,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from grader.sandbox import cgroup, channel, identity, policy
-from grader.sandbox.limits import PASSED_ENV, THREADS_ENV, Limits, Spent, preexec, threads_of, usage
+from grader.sandbox.limits import PASSED_ENV, THREADS_ENV, Limits, Spent, threads_of, usage
+from grader.sandbox.template import Template
 
 DRIVER = Path(__file__).with_name("driver.py")
 CONFINE = Path(__file__).with_name("confine.py")
@@ -35,6 +37,7 @@ POLL = 0.02
 OUT_OF_MEMORY = "could not finish: the grading machine ran out of memory: tell your TA (not your code's fault)"
 MEMORY_EVERY = 0.1
 PAGE = os.sysconf("SC_PAGE_SIZE")
+IMPORTS_TORCH = re.compile(rb"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 SEGFAULT = "was stopped by signal SIGSEGV"
 WROTE_READ_ONLY = ("your code wrote into an array it was handed read-only, through a view that ignores numpy's "
                    "read-only flag, and was stopped: leave your arguments as you found them (work on a copy)")
@@ -79,6 +82,33 @@ def _oom_kills():
     return None
 
 
+_templates = {}   # (python, preload) -> Template, while one is wanted
+
+
+def child_env():
+    """The environment of a template and of its children (as set at the interpreter's start: thread counts)."""
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    env.update({k: "1" for k in THREADS_ENV}, PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0", MPLBACKEND="Agg")
+    return env
+
+
+def template(python, preload):
+    """The template that forks children with ``preload`` imported, started at its first use."""
+    key = (python, preload)
+    if key not in _templates or not _templates[key].alive():
+        _templates[key] = Template(python, preload, child_env())
+    return _templates[key]
+
+
+def close_templates():
+    """End every template (grade.py, after each part: a torch template holds torch's memory)."""
+    while _templates:
+        _templates.popitem()[1].close()
+
+
+atexit.register(close_templates)
+
+
 def _drain(stream, keep, sink):
     while True:
         chunk = stream.read(65536)
@@ -98,9 +128,10 @@ class Ended(Exception):
 
 class Child:
     """One process running driver.py, confined (confine.py), in a scratch folder of its own; as root, as a
-    never-used uid and gid, in a cgroup of its own where one can be made."""
+    never-used uid and gid, in a cgroup of its own where one can be made. It is forked from the template of
+    ``python`` with ``preload`` imported (template.py)."""
 
-    def __init__(self, root, limits, python, groups, output, cpu_seconds):
+    def __init__(self, root, limits, python, preload, groups, output, cpu_seconds):
         self.limits, self.output, self.cpu_seconds = limits, output, cpu_seconds
         self.uid = identity.fresh_uid() if os.geteuid() == 0 else None
         # Its working folder, empty: a child writes no file (policy.py), so nothing here is its own either.
@@ -114,6 +145,7 @@ class Child:
             self.group = cgroup.Group.create(f"convlab-{self.uid}", limits.memory_mb + CGROUP_SLACK_MB)
         command_r, self.command_w = os.pipe()
         self.reply_r, reply_w = os.pipe()
+        output_r, output_w = os.pipe()
         # Arguments handed over read-only live in this memfd, which only the grader can write: the child gets a
         # descriptor opened read-only (reopening it for writing is refused by its allow-list), and its pages of
         # them are mapped from that descriptor, so no view can write them (the kernel refuses even mprotect).
@@ -122,29 +154,26 @@ class Child:
         arguments_r = os.open(f"/proc/self/fd/{self.arguments}", os.O_RDONLY | os.O_CLOEXEC)
         for fd in (self.command_w, self.reply_r):
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
-        process_cap = limits.processes + (0 if self.uid is not None else threads_of(os.getuid()))
-        env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
-        env.update({k: "1" for k in THREADS_ENV}, HOME=str(self.scratch), TMPDIR=str(self.scratch),
-                   PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0", MPLBACKEND="Agg")
+        spec = {"driver": str(root / "driver.py"), "task": str(root / "task.json"), "cwd": str(self.scratch),
+                "env": dict(child_env(), HOME=str(self.scratch), TMPDIR=str(self.scratch)),
+                "cgroup": str(self.group.path / "cgroup.procs") if self.group is not None else None,
+                "uid": self.uid, "groups": groups, "cpu_seconds": cpu_seconds, "file_bytes": limits.file_mb << 20,
+                "processes": limits.processes + (0 if self.uid is not None else threads_of(os.getuid()))}
         self.buffer, self.killed, self.oom_before = bytearray(), False, _oom_kills()
         self.next_memory = time.monotonic() + MEMORY_EVERY
         # Seconds it was asked for (wall), CPU seconds beyond them noted so far, and those not yet charged.
         self.asked, self.cpu_noted, self.background = 0.0, 0.0, 0.0
         try:
-            self.proc = subprocess.Popen(
-                [python, "-I", str(root / "driver.py"), str(root / "task.json"), str(command_r), str(reply_w),
-                 str(arguments_r)],
-                cwd=self.scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, pass_fds=(command_r, reply_w, arguments_r),
-                preexec_fn=preexec(limits, process_cap, self.uid, groups, self.group, cpu_seconds))
+            self.proc = template(python, preload).fork(spec, (command_r, reply_w, arguments_r, output_w))
         except BaseException:
+            os.close(output_r)
             self.remove_group()
             raise
         finally:
-            for fd in (command_r, reply_w, arguments_r):
+            for fd in (command_r, reply_w, arguments_r, output_w):
                 os.close(fd)
-        self.reader = threading.Thread(target=_drain, args=(self.proc.stdout, limits.output_kb << 10, output),
-                                       daemon=True)
+        self.reader = threading.Thread(target=_drain, args=(os.fdopen(output_r, "rb", buffering=0),
+                                                            limits.output_kb << 10, output), daemon=True)
         self.reader.start()
 
     def ask(self, command, seconds, wall_deadline, arrays=None, read_only=()):
@@ -301,6 +330,11 @@ class Run:
         self.result = ChildResult()
         self.output = bytearray()
         self.kind = kind_of(task)
+        # torch preloaded for the milestone and for a file that imports it; numpy alone otherwise (a layers child
+        # never comes from a template that holds torch).
+        source = student_files.get(f"{task['module']}.py", b"")
+        self.preload = "torch" if self.kind == policy.MILESTONE or (
+            self.kind != policy.NUMPY and IMPORTS_TORCH.search(source)) else "numpy"
         self.groups = [] if self.kind == policy.NUMPY else [identity.LIBRARY_GID]
         self.deadline = time.monotonic() + limits.wall_seconds
         self.child, self.generation = None, 0
@@ -356,7 +390,8 @@ class Run:
         cpu_seconds = self.limits.cpu_seconds if self.kind == policy.MILESTONE \
             else min(self.limits.cpu_seconds, math.ceil(self.left()) + 1)
         with self.charged():
-            self.child = Child(self.root, self.limits, self.python, self.groups, self.output, cpu_seconds)
+            self.child = Child(self.root, self.limits, self.python, self.preload, self.groups, self.output,
+                               cpu_seconds)
             try:
                 reply = self.child.ask({"import": True}, min(self.limits.import_seconds, self.left()),
                                        self.deadline)
