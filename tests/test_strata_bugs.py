@@ -44,6 +44,11 @@ BUGS = {
     "stride does not divide the size": ("conv_forward_naive", [
         ("conv_forward_naive", CONV_SIZES[0], "    H_out = 1 - (-(H + 2 * P - HH) // S)\n"),
         ("conv_forward_naive", CONV_SIZES[1], "    W_out = 1 - (-(W + 2 * P - WW) // S)\n")]),
+    # The gradient buffer sized to the windows' extent rather than the padded input: right while only padding
+    # lies past the last window, too short once the input's own last row and column do.
+    "the input's last row and column in no window": ("conv_backward_naive", [
+        ("conv_backward_naive", "    dxp = np.zeros_like(xp)\n",
+         "    dxp = np.zeros((N, C, (H_out - 1) * S + HH, (W_out - 1) * S + WW))\n")]),
     "stride below the window": ("max_pool_backward_naive", [
         ("max_pool_backward_naive", "j * S + l] += dout[:, :, i, j]", "j * S + l] = dout[:, :, i, j]")]),
     "tall window": ("avg_pool_forward_naive", [("avg_pool_forward_naive", POOL_KERNEL,

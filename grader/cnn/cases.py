@@ -10,6 +10,10 @@ Values are drawn so that they cannot hide a bug either: inputs are never square 
 are the outputs (a height/width mix-up always shows); where the stride divides the size it divides both, where
 it does not it divides neither; the batch, channel and filter counts of a case differ from one another; eps
 and momentum stay away from their defaults; max pooling's tie cases always hold a window of equal maxima.
+Every relation of the sizes that an implementation's arrays can hinge on is fixed by the category, so it holds
+on every draw: the output size, the padded input, and the windows the stride leaves out (between windows, and
+past the last one: only padding, or also the input's last rows and columns, which a gradient buffer sized to
+the windows' extent misses).
 
 Each case is a dict: ``category`` (words a student may see: stride, pad, kernel shape, what makes it awkward;
 never values), ``inputs`` (name -> array) and ``params`` (the layer's parameter dict). ``strata(kind, case)``
@@ -25,8 +29,10 @@ from grader.cnn import size_rule
 
 STRATA = {
     "conv": ["square kernel", "tall kernel", "wide kernel", "input taller than wide", "input wider than tall",
-             "pad 0", "pad > 0", "pad at least the kernel", "the last window reaches the far padding", "stride 1", "stride > 1", "stride divides the size",
-             "stride does not divide the size", "batch of 1", "batch > 1", "1 channel", "channels > 1"],
+             "pad 0", "pad > 0", "pad at least the kernel", "the last window reaches the far padding", "stride 1",
+             "stride > 1", "stride divides the size", "stride does not divide the size",
+             "the input's last row and column in no window", "batch of 1", "batch > 1", "1 channel",
+             "channels > 1"],
     "pool": ["square window", "tall window", "wide window", "input taller than wide", "input wider than tall",
              "stride below the window", "stride equal to the window", "stride above the window",
              "stride divides the size", "stride does not divide the size",
@@ -56,7 +62,8 @@ class Window:
 
 CONV_LAYOUT = [
     Window(1, 1, (3, 3), True, None, False, False),
-    Window(2, 0, (3, 2), False, True, True, False),    # rows overlap, columns side by side
+    Window(2, 0, (3, 2), False, False, True, False),   # rows overlap, columns side by side; pad 0, so the
+                                                       # input's last row and column are in no window
     Window(2, 1, (2, 3), True, False, False, True),
     Window(3, 2, (2, 2), False, False, False, False),  # pad at least the kernel; gaps between windows
     Window(1, 0, (2, 3), False, None, True, False),
@@ -180,9 +187,13 @@ def conv_case(rng, window):
     h, w = _input_size(rng, window)
     kernel = _orientation(kh, kw)
     wide_pad = ", pad at least the kernel" if window.pad >= min(kh, kw) else ""
+    # Past the last window, more than the padding: the input's own last row and column (the layout makes it hold
+    # on both axes or neither, on every draw).
+    missed = ", its last row and column in no window" if (h + 2 * window.pad - kh) % window.stride > window.pad \
+        else ""
     return {
         "category": f"stride {window.stride}, pad {window.pad}{wide_pad}, {kernel} {kh}x{kw} kernel"
-                    f"{_size_words(window)}, {_shape_words(n, c, h, w)}",
+                    f"{_size_words(window)}{missed}, {_shape_words(n, c, h, w)}",
         "inputs": {"x": rng.standard_normal((n, c, h, w)),
                    "w": rng.standard_normal((f, c, kh, kw)),
                    "b": rng.standard_normal(f)},
@@ -275,6 +286,8 @@ def strata(kind, case):
             found.add("pad at least the kernel")
         if any((_out(size, k, s, pad) - 1) * s + k > size + pad for size, k in ((h, kh), (w, kw))):
             found.add("the last window reaches the far padding")
+        if all((size + 2 * pad - k) % s > pad for size, k in ((h, kh), (w, kw))):
+            found.add("the input's last row and column in no window")
         found.add("stride 1" if p["stride"] == 1 else "stride > 1")
     if kind == "pool":
         size = max(kh, kw)
