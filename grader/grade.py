@@ -72,8 +72,6 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
                 except Exception:  # the grader's own bug: this part gets a message, the run goes on
                     log(f"internal error while checking {part}:\n{traceback.format_exc()}")
                     outcomes = blocked(names, INTERNAL_ERROR)
-                finally:
-                    close_templates()   # the part's templates end with it: a torch one holds torch's memory
             log(f"{part}: checked in {time.monotonic() - started:.1f} s")
             for outcome in outcomes.values():
                 leaderboard.update(outcome.leaderboard if outcome else {})
@@ -87,8 +85,9 @@ def grade(path, assignment="cnn", limits=None, metadata=None, parts=None, log=pr
             out += checked
             categories.update({number: found for number, name, _ in tests
                                if (found := failed_categories(outcomes.get(name)))})
-    finally:
-        oracle.close_all()   # the grade's oracle child (one for every part) ends with it
+    finally:   # the grade's oracle child and templates (one of each for every part) end with it
+        oracle.close_all()
+        close_templates()
     notes = list(sub.notes)
     if not sub.files:
         notes.append("no gradable file found: submit " + ", ".join(spec.submission_files)

@@ -5,10 +5,10 @@
 function in this process's oracle child, started at the first call of any module, and returns its value: one
 child serves every module (the preflight's probe, the layers' and the ResNet's references), so a grade starts
 torch there once. The child is the grader's own interpreter running trusted grader code on plain values
-(``python -m grader.oracle``), under rlimits and its kind's seccomp allow-list (policy.py), on one thread (its
-tensors are small: more threads would only wait on each other). Arguments and values are numbers, strings, None,
-lists, tuples, dicts with string keys and numeric arrays, exchanged as .npz bytes read with
-``allow_pickle=False``: nothing is ever unpickled.
+(``grader.oracle`` run as a module), forked from the sandbox's torch template (so torch starts once a grade),
+under rlimits and its kind's seccomp allow-list (policy.py), on one thread (its tensors are small: more threads
+would only wait on each other). Arguments and values are numbers, strings, None, lists, tuples, dicts with string
+keys and numeric arrays, exchanged as .npz bytes read with ``allow_pickle=False``: nothing is ever unpickled.
 
 ``close()`` (or ``close_all()``) ends the child: a checker whose student child loads torch too (resnet) closes it
 before running that child, so at most one torch process lives at a time, and grade.py closes it when the grade
@@ -19,9 +19,7 @@ import importlib
 import io
 import json
 import os
-import resource
 import struct
-import subprocess
 import sys
 import traceback
 from pathlib import Path
@@ -29,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from grader.sandbox import confine, policy
-from grader.sandbox.limits import THREADS_ENV
 
 CPU_SECONDS = 600         # a runaway oracle ends; a whole grade's oracles take a few seconds
 ADDRESS_SPACE = 8 << 30   # virtual memory: torch reserves far more than it touches
@@ -105,27 +102,38 @@ def _receive(stream):
     return unpack(data) if len(data) == size else None
 
 
-def _limit():
-    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS + 1))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
-
 class _Child:
-    """The one oracle child of this process: serves every oracle module, one torch start for the whole grade."""
-    proc = None
+    """The one oracle child of this process: serves every oracle module. It is forked from the torch template
+    (grader/sandbox/template.py), which the ResNet and milestone children fork from too: torch starts once."""
+    proc = requests = replies = None
+
+    @classmethod
+    def start(cls):
+        from grader.sandbox import runner
+
+        command_r, command_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        spec = {"run": {"module": "grader.oracle", "path": str(Path(__file__).parent.parent)},
+                "argv": ["grader.oracle"], "fds": [[0], [1], [2]], "env": runner.child_env(), "cwd": os.getcwd(),
+                "limits": {"cpu": CPU_SECONDS, "as": ADDRESS_SPACE}}
+        try:
+            cls.proc = runner.template(sys.executable, "torch").fork(spec, (command_r, reply_w, 2))
+        except OSError as error:
+            for fd in (command_w, reply_r):
+                os.close(fd)
+            raise OracleError(str(error)) from None
+        finally:
+            for fd in (command_r, reply_w):
+                os.close(fd)
+        cls.requests, cls.replies = os.fdopen(command_w, "wb"), os.fdopen(reply_r, "rb")
 
     @classmethod
     def ask(cls, request, what):
         if cls.proc is None:
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent.parent),
-                                                               os.environ.get("PYTHONPATH", "")]),
-                       **dict.fromkeys(THREADS_ENV, "1"))
-            cls.proc = subprocess.Popen([sys.executable, "-m", "grader.oracle"], env=env, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, preexec_fn=_limit)
+            cls.start()
         try:
-            _send(cls.proc.stdin, request)
-            reply = _receive(cls.proc.stdout)
+            _send(cls.requests, request)
+            reply = _receive(cls.replies)
         except BrokenPipeError:
             reply = None
         if reply is None:
@@ -136,13 +144,11 @@ class _Child:
     @classmethod
     def close(cls):
         if cls.proc is not None:
-            cls.proc.stdin.close()
-            try:
-                cls.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            cls.requests.close()
+            if cls.proc.wait(timeout=10) is None:
                 cls.proc.kill()
                 cls.proc.wait()
-            cls.proc.stdout.close()
+            cls.replies.close()
             cls.proc = None
 
 

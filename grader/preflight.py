@@ -25,8 +25,16 @@ from grader.plan import Plan
 from grader.sandbox import cgroup, confine, policy
 
 PROBE = b"""import os
+import sys
 
 def answer():
+    # A child forks from a template the grader started, but what it imports later (torch's submodules, the
+    # standard library's) it reads as the sandbox user: every folder of the interpreter's path must be readable.
+    for folder in filter(None, sys.path):
+        try:
+            os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):   # a zip the build lacks, an egg: nothing to read
+            pass
     return 42
 
 def confinement():

@@ -111,38 +111,47 @@ def test_grade_refuses_where_children_cannot_be_confined_unless_told_to_accept_t
 
 
 @pytest.fixture
-def torch_that_fails(tmp_path):
-    """A folder that, first on PYTHONPATH, shadows torch with a package whose import fails (as in a fresh venv
-    where torch was never installed, or its install broke)."""
-    shadow = tmp_path / "shadow"
-    (shadow / "torch").mkdir(parents=True)
-    (shadow / "torch" / "__init__.py").write_text("raise ImportError('torch is broken in this environment')\n")
-    return shadow
+def torch_that_fails():
+    """A checkout and a virtual environment whose own site-packages shadow torch with a package whose import fails
+    (as in a fresh venv where torch was never installed, or its install broke): (its python, the checkout)."""
+    folder = Path(tempfile.mkdtemp(prefix="convlab-broken-torch-"))
+    folder.chmod(0o755)
+    python, checkout, site = venv_checkout(folder)
+    (site / "torch").mkdir()
+    (site / "torch" / "__init__.py").write_text("raise ImportError('torch is broken in this environment')\n")
+    yield python, checkout
+    shutil.rmtree(folder)
 
 
 def test_the_oracle_probe_answers_where_torch_works_and_names_the_fix_where_it_does_not(torch_that_fails,
                                                                                         monkeypatch):
     from grader import oracle, preflight
+    from grader.sandbox import runner
 
     assert preflight.oracle_problem() == ""
     oracle.close_all()   # the child that answered stays for the grade: the next check starts a fresh one
-    monkeypatch.setenv("PYTHONPATH", str(torch_that_fails))
-    problem = preflight.oracle_problem()
-    assert problem.startswith("the grader's PyTorch references cannot run here (ImportError: torch is broken in "
-                              f"this environment): its oracle child runs {sys.executable}, which must import torch")
-    assert f"`{sys.executable} -m pip install --index-url https://download.pytorch.org/whl/cpu torch`" in problem
+    python, _ = torch_that_fails
+    monkeypatch.setattr(sys, "executable", str(python))
+    try:
+        problem = preflight.oracle_problem()
+    finally:
+        runner.close_templates()
+    assert problem.startswith("the grader's PyTorch references cannot run here (the sandbox's torch template could "
+                              "not start (ImportError: torch is broken in this environment)): its oracle child "
+                              f"runs {python}, which must import torch")
+    assert f"`{python} -m pip install --index-url https://download.pytorch.org/whl/cpu torch`" in problem
     assert problem.endswith("Nothing was graded.") and "\n" not in problem and "TA" not in problem
 
 
 def test_grade_without_a_working_torch_grades_nothing_and_says_why_in_one_line(torch_that_fails, tmp_path):
     """A correct layers.py would score 0 of 45, each test "an internal error" of the grader: the run stops."""
+    python, checkout = torch_that_fails
     out = tmp_path / "results.json"
-    result = subprocess.run([sys.executable, "-m", "grader", "grade", str(paths.solutions_dir("cnn")), "--out",
-                             str(out)], cwd=paths.REPO, env=dict(os.environ, PYTHONPATH=str(torch_that_fails)),
-                            capture_output=True, text=True, timeout=300)
+    result = _run(python, checkout, "grade", str(paths.solutions_dir("cnn")), "--out", str(out))
     assert result.returncode == 1, result.stdout + result.stderr
     line, = result.stderr.strip().splitlines()
-    assert line.startswith("convlab grade: error: the grader's PyTorch references cannot run here (ImportError: ")
+    assert line.startswith("convlab grade: error: the grader's PyTorch references cannot run here (the sandbox's "
+                           "torch template could not start (ImportError: torch is broken in this environment)")
     assert "pip install" in line and line.endswith("Nothing was graded.")
     assert not out.exists() and result.stdout == ""
 

@@ -41,6 +41,7 @@ IMPORTS_TORCH = re.compile(rb"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 SEGFAULT = "was stopped by signal SIGSEGV"
 WROTE_READ_ONLY = ("your code wrote into an array it was handed read-only, through a view that ignores numpy's "
                    "read-only flag, and was stopped: leave your arguments as you found them (work on a copy)")
+CHILD_FDS = (3, 4, 5)   # where a child finds its command pipe, its reply pipe and the arguments' memfd
 CPU_SLACK = 0.05   # the interpreter's start before the import is asked, and the driver's own work between calls
 CGROUP_SLACK_MB = 64   # the cgroup is the hard stop behind the watch, which says why (page cache counts there too)
 
@@ -101,7 +102,7 @@ def template(python, preload):
 
 
 def close_templates():
-    """End every template (grade.py, after each part: a torch template holds torch's memory)."""
+    """End every template (grade.py, when the grade ends)."""
     while _templates:
         _templates.popitem()[1].close()
 
@@ -154,11 +155,14 @@ class Child:
         arguments_r = os.open(f"/proc/self/fd/{self.arguments}", os.O_RDONLY | os.O_CLOEXEC)
         for fd in (self.command_w, self.reply_r):
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
-        spec = {"driver": str(root / "driver.py"), "task": str(root / "task.json"), "cwd": str(self.scratch),
+        spec = {"run": {"script": str(root / "driver.py")}, "cwd": str(self.scratch),
+                "argv": [str(root / "driver.py"), str(root / "task.json"), *map(str, CHILD_FDS)],
+                "fds": [[fd] for fd in CHILD_FDS] + [[1, 2]],
                 "env": dict(child_env(), HOME=str(self.scratch), TMPDIR=str(self.scratch)),
                 "cgroup": str(self.group.path / "cgroup.procs") if self.group is not None else None,
-                "uid": self.uid, "groups": groups, "cpu_seconds": cpu_seconds, "file_bytes": limits.file_mb << 20,
-                "processes": limits.processes + (0 if self.uid is not None else threads_of(os.getuid()))}
+                "uid": self.uid, "groups": groups,
+                "limits": {"cpu": cpu_seconds, "fsize": limits.file_mb << 20, "nofile": 256,
+                           "nproc": limits.processes + (0 if self.uid is not None else threads_of(os.getuid()))}}
         self.buffer, self.killed, self.oom_before = bytearray(), False, _oom_kills()
         self.next_memory = time.monotonic() + MEMORY_EVERY
         # Seconds it was asked for (wall), CPU seconds beyond them noted so far, and those not yet charged.

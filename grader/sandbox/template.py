@@ -1,5 +1,6 @@
 """Children start from a template: a process that has imported what its children need (numpy; numpy and torch) once,
-and forks one child per request, instead of a fresh interpreter and a fresh import each time.
+and forks one child per request, instead of a fresh interpreter and a fresh import each time. A grade keeps its
+templates until it ends.
 
 The template is a fresh interpreter (``python -I template.py PRELOAD``) started by the grader: it never holds
 student data, hidden cases or answers (nothing of the grader's memory reaches it), runs no torch operation (no
@@ -7,6 +8,7 @@ thread pool exists when it forks) and no student code. Each child it forks tight
 started from scratch would (``tighten``: its own session, oom_score_adj, its cgroup, an empty network namespace,
 rlimits, then its own uid and gid), keeps only the descriptors the grader handed it (everything of the template's
 is closed), and runs driver.py, which confines it (seccomp, Landlock) before the student's module is imported.
+The grader's oracle child (grader/oracle.py) forks from the torch template too: torch starts once a grade.
 
 The grader talks to a template over two socket pairs: requests (a JSON spec and the child's four descriptors,
 answered with its pid) and exits (each child's wait status, as the template reaps it). ``Forked`` is the
@@ -15,6 +17,7 @@ grader's handle on one child, with the part of ``subprocess.Popen``'s interface 
 This file runs as the template with the standard library and the preloaded packages only.
 """
 import ctypes
+import fcntl
 import json
 import os
 import resource
@@ -24,9 +27,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 CLONE_NEWNET = 0x40000000
-CHILD_FDS = (3, 4, 5)   # where a child finds its command pipe, its reply pipe and the arguments' memfd
 PRELOADS = {"numpy": ("numpy",), "torch": ("numpy", "torch")}
 
 
@@ -35,47 +38,49 @@ def tighten(spec):
     os.setsid()
     with open("/proc/self/oom_score_adj", "w") as adj:   # the kernel's first pick, before the grader
         adj.write("1000")
-    if spec["cgroup"]:
+    if spec.get("cgroup"):
         with open(spec["cgroup"], "w") as procs:
             procs.write(str(os.getpid()))
-    if spec["uid"] is not None:
+    if spec.get("uid") is not None:
         try:
             ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
         except (OSError, AttributeError):
             pass
-    cpu = spec["cpu_seconds"]
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    for name, value in spec["limits"].items():
+        limit = getattr(resource, f"RLIMIT_{name.upper()}")
+        resource.setrlimit(limit, (value, value + 1) if name == "cpu" else (value, value))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (spec["file_bytes"],) * 2)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-    resource.setrlimit(resource.RLIMIT_NPROC, (spec["processes"],) * 2)
-    if spec["uid"] is not None:
+    if spec.get("uid") is not None:
         os.setgroups(spec["groups"])
         os.setgid(spec["uid"])
         os.setuid(spec["uid"])
 
 
 def _child(spec, fds):
-    """The forked child: its descriptors in place, the template's gone, tightened, then driver.py. Never returns."""
+    """The forked child: its descriptors in place (``spec["fds"]``: the numbers each received one takes), the
+    template's gone, tightened, then its program (``spec["run"]``: a script's path, or a module and the folder
+    it is imported from). Never returns."""
     status = 1
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        command, reply, arguments, output = fds
-        os.dup2(output, 1)
-        os.dup2(output, 2)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        for source, target in zip((command, reply, arguments), CHILD_FDS):
-            os.dup2(source, target, inheritable=False)
-        os.closerange(CHILD_FDS[-1] + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        fds = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in fds]   # above every target: none is overwritten
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        for source, targets in zip(fds, spec["fds"]):
+            for target in targets:
+                os.dup2(source, target)
+        os.closerange(max(max(t) for t in spec["fds"]) + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         tighten(spec)
         os.environ.clear()
         os.environ.update(spec["env"])
         os.chdir(spec["cwd"])
-        sys.argv = [spec["driver"], spec["task"], *map(str, CHILD_FDS)]
+        sys.argv = spec["argv"]
         import runpy
-        runpy.run_path(spec["driver"], run_name="__main__")
+        if "script" in spec["run"]:
+            runpy.run_path(spec["run"]["script"], run_name="__main__")
+        else:
+            sys.path.insert(0, spec["run"]["path"])
+            runpy.run_module(spec["run"]["module"], run_name="__main__", alter_sys=True)
         status = 0
     except SystemExit as exit:
         status = exit.code if isinstance(exit.code, int) else 1
@@ -109,7 +114,7 @@ def serve(requests, exits):
                 break
             exits.send(json.dumps([pid, os.waitstatus_to_exitcode(status)]).encode())
         if requests in ready:
-            message, fds, _, _ = socket.recv_fds(requests, 1 << 16, 4)
+            message, fds, _, _ = socket.recv_fds(requests, 1 << 16, 8)
             if not message:
                 return   # the grader closed its end: no more children
             pid = os.fork()
@@ -125,9 +130,14 @@ def serve(requests, exits):
 
 
 def main(preload):
-    for module in PRELOADS[preload]:
-        __import__(module)
     requests, exits = (socket.socket(fileno=int(fd)) for fd in sys.argv[2:4])
+    try:
+        for module in PRELOADS[preload]:
+            __import__(module)
+    except Exception as error:  # noqa: BLE001 - said to the grader, whose preflight names the fix
+        requests.send(json.dumps(f"{type(error).__name__}: {error}").encode())
+        return
+    requests.send(b'"ready"')
     serve(requests, exits)
 
 
@@ -150,10 +160,15 @@ class Template:
         finally:
             their_requests.close()
             their_exits.close()
+        said = self.requests.recv(4096)
+        if said != b'"ready"':
+            self.close()
+            raise OSError(f"the sandbox's {preload} template could not start"
+                          + (f" ({json.loads(said)})" if said else ""))
 
     def fork(self, spec, fds):
-        """A child for ``spec`` (driver, task, env, cwd and tighten's fields) with ``fds`` (command read end,
-        reply write end, arguments' memfd, output write end); raises OSError where the template cannot fork."""
+        """A child for ``spec`` (run, argv, env, cwd, the numbers ``fds`` take in it, and tighten's fields);
+        raises OSError where the template cannot fork."""
         socket.send_fds(self.requests, [json.dumps(spec).encode()], list(fds))
         answer = self.requests.recv(64)
         if not answer:
@@ -189,8 +204,8 @@ class Template:
 
 
 class Forked:
-    """One child of a template: ``pid``, ``poll()``, ``wait()`` and ``returncode`` as ``subprocess.Popen`` has
-    them (a child the template can no longer report on reads as killed)."""
+    """One child of a template: ``pid``, ``poll()``, ``wait()``, ``kill()`` and ``returncode`` as
+    ``subprocess.Popen`` has them (a child the template can no longer report on reads as killed)."""
 
     def __init__(self, template, pid):
         self.template, self.pid, self.returncode = template, pid, None
@@ -203,11 +218,23 @@ class Forked:
                 self.returncode = self.template.statuses.pop(self.pid, None)
         return self.returncode
 
-    def wait(self):
+    def wait(self, timeout=None):
+        """The return code, once the child has ended; None where ``timeout`` seconds passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while self.poll() is None:
-            if not self.template.collect(block=True) and self.pid not in self.template.statuses:
+            if deadline is not None:
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(0.01)
+            elif not self.template.collect(block=True) and self.pid not in self.template.statuses:
                 self.returncode = -signal.SIGKILL
         return self.returncode
+
+    def kill(self):
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 if __name__ == "__main__":
