@@ -23,7 +23,11 @@ half of one): the grader then runs one thread, and on a machine other work share
 other would measure the sharing, not the grader.
 
 ``--regrade`` measures a regrade's throughput: an export of N (default 8) copies of the four solution files,
-regraded with ``--jobs 1`` and then ``--jobs 2``, and the ratio of the two rates.
+regraded with ``--jobs 1`` and then ``--jobs 2``, and the ratio of the two rates; with ``--baseline``, ``--jobs 2``
+with this checkout's grader and the baseline's instead, and their ratios.
+
+``--watch [N]`` measures what the grading process itself spends while a child runs a 5 s call (its run loop and
+the memory watch), with N (default 1000) idle processes on the machine.
 """
 import argparse
 import json
@@ -343,16 +347,65 @@ def milestone(baseline=None):
             smallest_container(tmp / "resnet18", env, whole)
 
 
+def regrade_against_baseline(count, baseline):
+    """``regrade --jobs 2`` of ``count`` copies of the solutions with this checkout's grader and the baseline's,
+    alternately, twice each: wall and CPU seconds (RUSAGE_CHILDREN), and the ratios of the faster runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)
+        export = _solutions_export(Path(tmp), count)
+        best = {}
+        for label, checkout in (("this checkout", REPO), ("baseline", baseline)) * 2:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.monotonic()
+            run = subprocess.run([sys.executable, "-m", "grader", "regrade", str(export), "--jobs", "2", "--out",
+                                  str(Path(tmp) / "out")], cwd=checkout, capture_output=True, text=True)
+            seconds = time.monotonic() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            best[label] = min(best.get(label, (seconds, cpu)), (seconds, cpu))
+            print(f"  regrade --jobs 2 of {count}, {label}: {seconds:.1f} s wall, {cpu:.1f} s CPU (exit "
+                  f"{run.returncode}; load average {os.getloadavg()[0]:.1f} after)")
+        (wall, cpu), (base_wall, base_cpu) = best["this checkout"], best["baseline"]
+        print(f"regrade --jobs 2, against the baseline (the faster run of each): wall {wall / base_wall:.2f}x, CPU "
+              f"{cpu / base_cpu:.2f}x")
+
+
+def watch_cost(idle=1000, seconds=5.0):
+    """The grading process's own CPU while a child runs one call of ``seconds`` (the run loop and the memory watch
+    reading the child's counters), with ``idle`` sleeping processes on the machine."""
+    from grader import sandbox
+
+    sleepers = [subprocess.Popen(["sleep", "600"]) for _ in range(idle)]
+    try:
+        task = {"module": "m", "kind": "numpy", "forbidden": ["torch"], "steps": [{"id": "a", "call": "f"}]}
+        source = f"import time\ndef f():\n    time.sleep({seconds})\n    return 1\n".encode()
+        sandbox.run({"m.py": source}, task, {}, sandbox.Limits(call_seconds=seconds + 5))   # the template started
+        cpu, started = time.process_time(), time.monotonic()
+        sandbox.run({"m.py": source}, task, {}, sandbox.Limits(call_seconds=seconds + 5))
+        cpu, wall = time.process_time() - cpu, time.monotonic() - started
+    finally:
+        for sleeper in sleepers:
+            sleeper.kill()
+            sleeper.wait()
+    print(f"the grading process while a child runs, with {idle} idle processes beside: {cpu:.3f} s of CPU in "
+          f"{wall:.1f} s ({100 * cpu / wall:.2f} % of a core; the child's call took {seconds:g} s of it)")
+
+
+def _solutions_export(folder, count):
+    export = folder / "assignment_1_export"
+    for i in range(count):
+        submission = export / f"submission_{i + 1}"
+        submission.mkdir(parents=True)
+        for name in ("layers.py", "initializers.py", "resnet.py", "quiz.py"):
+            shutil.copy(REPO / "solutions" / "cnn" / name, submission)
+    return export
+
+
 def regrade_throughput(count):
     """Submissions a minute regrading ``count`` copies of the solutions with one job and with two: each run
     twice, in the order 1, 2, 2, 1 (so that a load that changes meanwhile weighs on both), the faster kept."""
     with tempfile.TemporaryDirectory() as tmp:
-        export = Path(tmp) / "assignment_1_export"
-        for i in range(count):
-            folder = export / f"submission_{i + 1}"
-            folder.mkdir(parents=True)
-            for name in ("layers.py", "initializers.py", "resnet.py", "quiz.py"):
-                shutil.copy(REPO / "solutions" / "cnn" / name, folder)
+        export = _solutions_export(Path(tmp), count)
         print(f"regrading {count} submissions (the four solution files) on {len(os.sched_getaffinity(0))} cores; "
               f"load average {os.getloadavg()[0]:.1f} before")
         best = {}
@@ -379,11 +432,19 @@ def main():
     parser.add_argument("--milestone", action="store_true", help="measure the milestone (see above)")
     parser.add_argument("--regrade", type=int, nargs="?", const=8, metavar="N",
                         help="measure a regrade's throughput on N submissions (see above)")
+    parser.add_argument("--watch", type=int, nargs="?", const=1000, metavar="N",
+                        help="the grading process's CPU while a child runs, with N idle processes beside (see above)")
     parser.add_argument("--throughput", action="store_true", help=argparse.SUPPRESS)   # milestone's child runs
     parser.add_argument("--plain-loop", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.regrade:
-        regrade_throughput(args.regrade)
+        if args.baseline:
+            regrade_against_baseline(args.regrade, args.baseline)
+        else:
+            regrade_throughput(args.regrade)
+        return
+    if args.watch:
+        watch_cost(args.watch)
         return
     if args.throughput:
         print(*training_throughput())
