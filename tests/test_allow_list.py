@@ -303,3 +303,30 @@ def test_results_json_and_every_regrade_log_say_what_confined_the_children(tmp_p
     assert log.read_text().splitlines()[0] == line
     (result,) = (tmp_path / "out").glob("*.json")
     assert json.loads(result.read_text())["extra_data"]["containment"] == line
+
+
+DESCRIPTORS = """
+import builtins, os
+
+def f(secret):
+    builtins.left_by_an_earlier_submission = secret   # what a child of the same template would find, if anything
+    return sorted(f"{fd} {os.readlink(f'/proc/self/fd/{fd}').split(':')[0]}" for fd in os.listdir("/proc/self/fd")
+                  if os.path.exists(f"/proc/self/fd/{fd}") or os.path.islink(f"/proc/self/fd/{fd}"))
+
+def g():
+    return getattr(builtins, "left_by_an_earlier_submission", None)
+"""
+
+
+@pytest.mark.parametrize("kind", [policy.NUMPY, policy.TORCH])
+def test_a_forked_child_holds_only_its_own_descriptors_and_nothing_of_another_submission(kind):
+    steps = [{"id": "f", "call": "f", "args": [{"v": "answers of submission A"}]}, {"id": "g", "call": "g"}]
+    task = {"module": "m", "kind": kind, "forbidden": ["torch"] if kind == policy.NUMPY else [], "steps": steps}
+    first = sandbox.run({"m.py": DESCRIPTORS.encode()}, task, {}, LIMITS)
+    held = first.records["f"]["value"]
+    # stdin (/dev/null), stdout and stderr (one pipe), the command and reply pipes, the arguments' memfd: no
+    # socket, no file of the template's.
+    assert held == ["0 /dev/null", "1 pipe", "2 pipe", "3 pipe", "4 pipe", "5 /memfd"], held
+    assert first.records["g"]["value"] == "answers of submission A"
+    second = sandbox.run({"m.py": DESCRIPTORS.encode()}, dict(task, steps=[{"id": "g", "call": "g"}]), {}, LIMITS)
+    assert second.records["g"] == {"ok": True, "error": "", "seconds": second.records["g"]["seconds"], "value": None}
