@@ -10,6 +10,7 @@ escapes or control characters. Its words and numbers are kept as written (``down
 nothing on the next upload (docs/threat-model.md).
 """
 import ast
+import functools
 import re
 import unicodedata
 
@@ -29,6 +30,7 @@ def clean_text(text, limit=300, lines=False):
     return text + "..." if cut else text
 
 
+@functools.lru_cache(maxsize=8)   # a file is parsed once, however many of its calls fail (treat it as read-only)
 def parse_source(source):
     """The AST of a student's file, or None where it cannot be had (a syntax error, or code nested so deeply
     that the parser runs out of stack or memory: the student's problem, never the grader's)."""

@@ -15,6 +15,7 @@ import pytest
 
 from grader import sandbox
 from grader.sandbox import confine, identity, policy
+from support import needs_cgroup
 
 pyseccomp = pytest.importorskip("pyseccomp")
 ARCH = pyseccomp.system_arch()
@@ -330,3 +331,58 @@ def test_a_forked_child_holds_only_its_own_descriptors_and_nothing_of_another_su
     assert first.records["g"]["value"] == "answers of submission A"
     second = sandbox.run({"m.py": DESCRIPTORS.encode()}, dict(task, steps=[{"id": "g", "call": "g"}]), {}, LIMITS)
     assert second.records["g"] == {"ok": True, "error": "", "seconds": second.records["g"]["seconds"], "value": None}
+
+
+@needs_cgroup
+def test_a_child_its_own_cgroup_stops_is_told_it_used_too_much_memory():
+    # 1 GB at once, faster than the watch looks: the kernel stops it at its cgroup's limit, and that is the
+    # student's own limit (cgroup v1 kernels may leave failcnt at 0: the group's peak says it).
+    limits = sandbox.Limits(wall_seconds=30, call_seconds=10, memory_mb=200)
+    source = "import numpy as np\ndef f():\n    return float(np.ones(1 << 27).sum())\n"
+    task = {"module": "m", "kind": policy.NUMPY, "forbidden": ["torch"], "steps": [{"id": "a", "call": "f"}]}
+    record = sandbox.run({"m.py": source.encode()}, task, {}, limits).records["a"]
+    assert record["error"] == "your code used more than 200 MB of memory and was stopped", record
+
+
+def test_a_sparse_mapping_counts_its_page_tables():
+    # A terabyte reserved and touched every 2 MB holds few resident pages but gigabytes of page tables, which
+    # the kernel keeps for the child: the address-space limit refuses the reservation, and the watch counts them.
+    source = """
+import ctypes
+def f():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    address = libc.mmap(None, 1 << 40, 1, 0x22 | 0x4000, -1, 0)   # read-only, private, anonymous, no reserve
+    return "mapped" if address not in (None, 2 ** 64 - 1) else os.strerror(ctypes.get_errno())
+"""
+    assert run_calls(policy.NUMPY, source) == os.strerror(errno.ENOMEM)
+
+
+FORGED = r"""
+import base64, json, struct, sys, time
+
+def f(what):
+    print("pid", os.getpid(), flush=True)
+    frame = sys._getframe()
+    while frame is not None and "command" not in frame.f_locals:
+        frame = frame.f_back
+    nonce = frame.f_locals["command"]["nonce"]   # the call being asked: a reply the grader reads
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (1e999,)}"
+    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
+    value = {"__ndarray__": base64.b64encode(npy).decode()} if what == "npy" else {"__float__": 10 ** 400}
+    reply = json.dumps({"nonce": nonce, "ok": True, "seconds": 0.0, "value": value}).encode()
+    os.write(4, struct.pack(">I", len(reply)) + reply)
+    time.sleep(600)   # never back to the driver: only a kill ends it
+"""
+
+
+@pytest.mark.parametrize("what", ["npy", "float"])
+def test_a_forged_reply_the_grader_cannot_read_costs_the_call_and_leaves_no_process(what):
+    task = {"module": "m", "kind": policy.NUMPY, "forbidden": ["torch"],
+            "steps": [{"id": "a", "call": "f", "args": [{"v": what}]}]}
+    source = "import os\n" + FORGED
+    result = sandbox.run({"m.py": source.encode()}, task, {}, LIMITS)
+    assert result.records["a"]["error"].startswith("returned something the grader cannot read"), result.records
+    pid = int(result.output.split()[1])   # what it printed: its pid, gone once its plan ended
+    assert not os.path.exists(f"/proc/{pid}"), pid

@@ -13,6 +13,7 @@ characters or terminal escapes) and otherwise reads as written.
 """
 import ast
 import base64
+import functools
 import json
 import re
 import struct
@@ -110,8 +111,19 @@ def load_npy(data):
     return np.frombuffer(body, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
 
 
-def decode(value, depth=0):
-    """The inverse of the driver's ``encode``; builds only plain data (ndarray, tuple, list, dict, numbers)."""
+def decode(value):
+    """The inverse of the driver's ``encode``; builds only plain data (ndarray, tuple, list, dict, numbers).
+    Total: whatever the child sent, the grader gets a value or Malformed (an .npy header claiming a shape of
+    1e999, a float of 400 digits), never another exception."""
+    try:
+        return _decode(value, 0)
+    except Malformed:
+        raise
+    except Exception as error:  # noqa: BLE001 - the child's bytes, not the grader's bug
+        raise Malformed(f"something unreadable ({type(error).__name__})") from error
+
+
+def _decode(value, depth):
     if depth > MAX_DEPTH:
         raise Malformed("nested too deeply")
     if isinstance(value, str):
@@ -136,17 +148,18 @@ def decode(value, depth=0):
         except (TypeError, ValueError) as error:
             raise Malformed("a bad float") from error
     if isinstance(value.get("__tuple__"), list):
-        return tuple(decode(v, depth + 1) for v in value["__tuple__"])
+        return tuple(_decode(v, depth + 1) for v in value["__tuple__"])
     if isinstance(value.get("__list__"), list):
-        return [decode(v, depth + 1) for v in value["__list__"]]
+        return [_decode(v, depth + 1) for v in value["__list__"]]
     if isinstance(value.get("__dict__"), list):
         pairs = value["__dict__"]
         if not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
             raise Malformed("a bad dict")
-        return {clean_text(k, 200): decode(v, depth + 1) for k, v in pairs}
+        return {clean_text(k, 200): _decode(v, depth + 1) for k, v in pairs}
     raise Malformed("unknown encoding")
 
 
+@functools.lru_cache(maxsize=8)
 def _source_names(source):
     """Names defined in the student's file (functions, classes, methods, lambdas' home): the only function names
     a location may carry out."""
@@ -163,9 +176,15 @@ def _checked_place(failure, files):
     name, line = failure.get("file"), failure.get("line")
     if not isinstance(name, str) or name not in files or type(line) is not int:
         return None
-    source = files[name]
+    text, lines = _text(files[name])
+    return (name, line, text) if 1 <= line <= lines else None
+
+
+@functools.lru_cache(maxsize=8)
+def _text(source):
+    """A submitted file's text and its number of lines, worked out once however many of its calls fail."""
     text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
-    return (name, line, text) if 1 <= line <= text.count("\n") + 1 else None
+    return text, text.count("\n") + 1
 
 
 READ_ONLY = re.compile(r"read-only|WRITEABLE")
@@ -200,15 +219,25 @@ def in_place_edit(failure, files):
             or not READ_ONLY.search(str(failure.get("message", ""))[:200]):
         return None
     place = _checked_place(failure, files)
-    tree = parse_source(place[2]) if place else None
+    if place is None:
+        return ""
+    return next((name for first, last, name in _writes(place[2]) if first <= place[1] <= last), "")
+
+
+@functools.lru_cache(maxsize=8)
+def _writes(text):
+    """(first line, last line, name written through) of every in-place write in a file, in ``ast.walk``'s order:
+    worked out once a file, however many of its calls fail."""
+    tree = parse_source(text)
+    found = []
     for node in ast.walk(tree) if tree is not None else ():
-        if getattr(node, "lineno", 0) <= place[1] <= (getattr(node, "end_lineno", 0) or 0):
-            for target in _written(node):
-                while isinstance(target, (ast.Subscript, ast.Attribute)):
-                    target = target.value
-                if isinstance(target, ast.Name):
-                    return target.id[:40]
-    return ""
+        for target in _written(node):
+            while isinstance(target, (ast.Subscript, ast.Attribute)):
+                target = target.value
+            if isinstance(target, ast.Name):
+                found.append((node.lineno, node.end_lineno or 0, target.id[:40]))
+                break
+    return found
 
 
 def location(failure, files):

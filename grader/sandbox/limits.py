@@ -8,7 +8,6 @@ write no file); where the grader may make a cgroup for the child, the kernel cap
 what the kernel can cap cheaply, CPU time among them (a child's limit is what its part has left).
 """
 import os
-import resource
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,13 +50,15 @@ class Spent:
 
 
 def usage(pid):
-    """(resident MB, CPU seconds of every thread) of process ``pid``, from its own counters: a child can start no
+    """(MB of memory, CPU seconds of every thread) of process ``pid``, from its own counters: its resident memory
+    and its page tables (which a sparse mapping can make larger than what it touches). A child can start no
     process and write no file (policy.py), so what it holds is its one process's. (0, 0) once it is gone."""
     try:
-        resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * resource.getpagesize()
+        status = Path(f"/proc/{pid}/status").read_text()
+        kb = sum(int(status.split(f"\n{field}:", 1)[1].split()[0]) for field in ("VmRSS", "VmPTE"))
         # Fields after the command name (which may hold spaces): utime and stime are [11] and [12].
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return resident / 2 ** 20, (int(fields[11]) + int(fields[12])) / TICKS
+        return kb / 1024, (int(fields[11]) + int(fields[12])) / TICKS
     except (OSError, IndexError, ValueError):
         return 0.0, 0.0
 

@@ -41,6 +41,7 @@ IMPORTS_TORCH = re.compile(rb"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 SEGFAULT = "was stopped by signal SIGSEGV"
 WROTE_READ_ONLY = ("your code wrote into an array it was handed read-only, through a view that ignores numpy's "
                    "read-only flag, and was stopped: leave your arguments as you found them (work on a copy)")
+ADDRESS_SPACE = 8 << 30
 CHILD_FDS = (3, 4, 5)   # where a child finds its command pipe, its reply pipe and the arguments' memfd
 CPU_SLACK = 0.05   # the interpreter's start before the import is asked, and the driver's own work between calls
 CGROUP_SLACK_MB = 64   # the cgroup is the hard stop behind the watch, which says why (page cache counts there too)
@@ -162,6 +163,9 @@ class Child:
                 "cgroup": str(self.group.path / "cgroup.procs") if self.group is not None else None,
                 "uid": self.uid, "groups": groups,
                 "limits": {"cpu": cpu_seconds, "fsize": limits.file_mb << 20, "nofile": 256,
+                           # Address space: what torch reserves, and a bound on page tables (which the kernel
+                           # keeps for the child outside its resident memory).
+                           "as": ADDRESS_SPACE,
                            "nproc": limits.processes + (0 if self.uid is not None else threads_of(os.getuid()))}}
         self.buffer, self.killed, self.oom_before = bytearray(), False, _oom_kills()
         self.next_memory = time.monotonic() + MEMORY_EVERY
@@ -491,7 +495,7 @@ class Run:
         if record["ok"] and "id" in step:
             try:
                 record["value"] = channel.decode(reply.get("value"))
-            except (channel.Malformed, RecursionError, MemoryError) as error:
+            except channel.Malformed as error:
                 record.update(ok=False, error=f"returned something the grader cannot read ({error})")
         elif not record["ok"]:
             record["error"] = self.message(reply)
@@ -511,18 +515,20 @@ class Run:
 
     def run(self):
         records = self.result.records
-        imported = self.new_child()
-        records["__import__"] = imported
-        if not imported["ok"]:
-            self.result.problem = imported["error"]
-        else:
-            for step in self.task["steps"]:
-                record = self.step(step)
-                if "id" in step:
-                    records[step["id"]] = record
-            if self.over:
-                self.result.problem = self.over
-        self.end_child()
+        try:
+            imported = self.new_child()
+            records["__import__"] = imported
+            if not imported["ok"]:
+                self.result.problem = imported["error"]
+            else:
+                for step in self.task["steps"]:
+                    record = self.step(step)
+                    if "id" in step:
+                        records[step["id"]] = record
+                if self.over:
+                    self.result.problem = self.over
+        finally:   # whatever happened, even the grader's own error: no child outlives its plan
+            self.end_child()
         self.result.output = bytes(self.output)
         return self.result
 
