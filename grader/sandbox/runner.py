@@ -150,7 +150,7 @@ class Child:
         output_r, output_w = os.pipe()
         # Arguments handed over read-only live in this memfd, which only the grader can write: the child gets a
         # descriptor opened read-only (reopening it for writing is refused by its allow-list), and its pages of
-        # them are mapped from that descriptor, so no view can write them (the kernel refuses even mprotect).
+        # them are mapped from that descriptor, so a write through any view of them faults (even after mprotect).
         self.arguments = os.memfd_create("convlab-arguments", os.MFD_CLOEXEC)
         self.arguments_end = 0
         arguments_r = os.open(f"/proc/self/fd/{self.arguments}", os.O_RDONLY | os.O_CLOEXEC)
