@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader import paths
+from grader import oracle, paths
 from grader.checks import Outcome, blocked
 from grader.cnn import cifar10, points
 from grader.cpus import container_cpus
@@ -136,6 +136,7 @@ def _run(plan, checkpoint, limits, seconds):
     """Run ``plan`` beside the checkpoint and the grader's files, with at least ``seconds`` of wall and CPU time
     and the memory a network takes."""
     files = {FILE: checkpoint, **{name: path.read_bytes() for name, path in CHILD_FILES.items()}}
+    oracle.close_all()   # the preflight's oracle child: one torch process computing at a time
     # The child runs the grader's code on the checkpoint (no student code): each plan gets its own time budget.
     plan.run(files, dataclasses.replace(limits, memory_mb=max(limits.memory_mb, MEMORY_MB),
                                         wall_seconds=max(limits.wall_seconds, seconds),
