@@ -15,6 +15,7 @@ import re
 import stat
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import zipfile
@@ -246,19 +247,64 @@ def _grade_one(path, out_path, log_path, assignment, metadata, parts, containmen
             raise SystemExit(1)
 
 
-def _run_one(entry, out_dir, assignment, parts, containment):
+def _serve(connection):
+    """A worker's loop: grade each job it is sent, as ``_grade_one``, and say when it is done; its sandbox's
+    templates stay from one submission to the next (they hold nothing of any submission)."""
+    from grader.sandbox import runner
+
+    runner.keep_templates(True)
+    while (job := connection.recv()) is not None:
+        try:
+            _grade_one(*job)
+        except SystemExit:   # said in the submission's log
+            pass
+        connection.send("done")
+
+
+class _Worker:
+    """A grading process (spawned: the same imports, memory and uid blocks as a single grade) that grades
+    submissions one after another; one that ends mid-grade costs that submission only, and is replaced."""
+
+    def __init__(self):
+        context = multiprocessing.get_context("spawn")
+        self.connection, theirs = context.Pipe()
+        self.proc = context.Process(target=_serve, args=(theirs,), daemon=True)
+        self.proc.start()
+        theirs.close()
+
+    def grade(self, job):
+        """Whether the job was done; False where the process ended first."""
+        try:
+            self.connection.send(job)
+            while not self.connection.poll(0.2):
+                if not self.proc.is_alive():
+                    return False
+            return self.connection.recv() == "done"
+        except (EOFError, OSError):
+            return False
+
+    def close(self):
+        try:
+            self.connection.send(None)
+        except OSError:
+            pass
+        self.proc.join(timeout=30)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+
+
+def _run_one(entry, out_dir, assignment, parts, containment, worker):
     out_path, log_path = out_dir / f"{entry.name}.json", out_dir / "logs" / f"{entry.name}.log"
     if out_path.is_file():
         out_path.unlink()   # a result left from an earlier run must not stand in for this one
-    child = multiprocessing.get_context("spawn").Process(
-        target=_grade_one, args=(entry.path, out_path, log_path, assignment, entry.metadata, parts, containment))
-    child.start()
-    child.join()
+    grader = worker()
+    grader.grade((entry.path, out_path, log_path, assignment, entry.metadata, parts, containment))
     try:
         return Graded(entry, json.loads(out_path.read_text()))
     except (OSError, ValueError):
         said = log_path.read_text(errors="replace").strip().splitlines() if log_path.exists() else []
-        why = said[-1] if said else f"the grading process ended with status {child.exitcode}"
+        why = said[-1] if said else f"the grading process ended with status {grader.proc.exitcode}"
         return Graded(entry, error=f"the grade failed: {why} (log: logs/{log_path.name})")
 
 
@@ -294,10 +340,23 @@ def grade_all(items, out_dir, assignment="cnn", parts=None, jobs=None, containme
     preflight's line, written into every log and results.json."""
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
     progress = _Progress(len(items))
-    with ThreadPoolExecutor(max_workers=jobs or default_jobs()) as pool:
-        futures = [pool.submit(_run_one, entry, out_dir, assignment, parts, containment) for entry in items]
-        for future in as_completed(futures):
-            progress.update(future.result())
+    local, workers = threading.local(), []
+
+    def worker():   # each thread of the pool drives one worker process, replaced when it ends
+        if getattr(local, "worker", None) is None or not local.worker.proc.is_alive():
+            local.worker = _Worker()
+            workers.append(local.worker)
+        return local.worker
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs or default_jobs()) as pool:
+            futures = [pool.submit(_run_one, entry, out_dir, assignment, parts, containment, worker)
+                       for entry in items]
+            for future in as_completed(futures):
+                progress.update(future.result())
+    finally:
+        for each in workers:
+            each.close()
     progress.close()
     return [future.result() for future in futures]
 

@@ -102,13 +102,20 @@ def template(python, preload):
     return _templates[key]
 
 
-def close_templates():
-    """End every template (grade.py, when the grade ends)."""
-    while _templates:
+_keep = [False]   # a regrade's worker keeps its templates from one grade to the next
+
+
+def keep_templates(on):
+    _keep[0] = on
+
+
+def close_templates(force=False):
+    """End every template (grade.py, when the grade ends; a regrade's worker, when it ends)."""
+    while _templates and (force or not _keep[0]):
         _templates.popitem()[1].close()
 
 
-atexit.register(close_templates)
+atexit.register(close_templates, force=True)
 
 
 def _drain(stream, keep, sink):
