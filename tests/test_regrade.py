@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -363,3 +364,29 @@ def test_discrimination_is_the_correlation_with_the_rest_of_the_total():
     assert discrimination([(1, 10), (0, 30), (1, 50), (0, 70)]) == pytest.approx(-0.4472, abs=1e-4)
     assert discrimination([(1, 10), (1, 30), (1, 50)]) is None   # everyone scored the same on it
     assert discrimination([(0, 10), (1, 30)]) is None   # too few to tell
+
+
+def test_a_worker_that_ends_mid_grade_costs_that_row_only_and_is_replaced(tmp_path):
+    import multiprocessing
+    import signal
+    import threading
+
+    from grader.regrade import grade_all
+
+    export = tmp_path / "export"
+    for key in ("1", "2", "3"):
+        (export / f"submission_{key}").mkdir(parents=True)
+        shutil.copy(paths.solutions_dir("cnn") / "layers.py", export / f"submission_{key}")
+    items, out, done = entries(export), tmp_path / "out", []
+    grading = threading.Thread(target=lambda: done.append(grade_all(items, out, parts=["layers"], jobs=1)))
+    grading.start()
+    deadline = time.monotonic() + 120
+    while not (out / "logs" / "submission_1.log").exists():   # the first submission's grade has begun
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (worker,) = multiprocessing.active_children()
+    os.kill(worker.pid, signal.SIGKILL)
+    grading.join(timeout=600)
+    first, second, third = done[0]
+    assert first.error.startswith("the grade failed: ") and not first.results, first
+    assert second.results["score"] == third.results["score"] == 45, (second, third)
