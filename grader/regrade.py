@@ -273,15 +273,21 @@ class _Worker:
         theirs.close()
 
     def grade(self, job):
-        """Whether the job was done; False where the process ended first."""
+        """Whether the job was done; False where the process ended first (it is then spent: joined, so that
+        ``proc.is_alive()`` says so at once)."""
         try:
             self.connection.send(job)
             while not self.connection.poll(0.2):
                 if not self.proc.is_alive():
-                    return False
-            return self.connection.recv() == "done"
+                    break
+            else:
+                if self.connection.recv() == "done":
+                    return True
         except (EOFError, OSError):
-            return False
+            pass
+        self.proc.kill()
+        self.proc.join()
+        return False
 
     def close(self):
         try:
