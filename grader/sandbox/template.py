@@ -1,6 +1,6 @@
 """Children start from a template: a process that has imported what its children need (numpy; numpy and torch) once,
 and forks one child per request, instead of a fresh interpreter and a fresh import each time. A grade keeps its
-templates until it ends.
+templates until it ends (a regrade's worker, across its submissions).
 
 The template is a fresh interpreter (``python -I template.py PRELOAD``) started by the grader: it never holds
 student data, hidden cases or answers (nothing of the grader's memory reaches it), runs no torch operation (no
@@ -10,8 +10,8 @@ rlimits, then its own uid and gid), keeps only the descriptors the grader handed
 is closed), and runs driver.py, which confines it (seccomp, Landlock) before the student's module is imported.
 The grader's oracle child (grader/oracle.py) forks from the torch template too: torch starts once a grade.
 
-The grader talks to a template over two socket pairs: requests (a JSON spec and the child's four descriptors,
-answered with its pid) and exits (each child's wait status, as the template reaps it). ``Forked`` is the
+The grader talks to a template over two socket pairs: requests (a JSON spec and the child's descriptors, answered
+with its pid) and exits (each child's wait status, as the template reaps it). ``Forked`` is the
 grader's handle on one child, with the part of ``subprocess.Popen``'s interface the run loop uses.
 
 This file runs as the template with the standard library and the preloaded packages only.
