@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from grader.sandbox import confine, policy
+from grader.sandbox.limits import ADDRESS_SPACE
 
 CPU_SECONDS = 600         # a runaway oracle ends; a whole grade's oracles take a few seconds
-ADDRESS_SPACE = 8 << 30   # virtual memory: torch reserves far more than it touches
 HEADER = struct.Struct(">Q")
 _memo = {}          # {call's bytes: packed value}, kept while memoise() is on
 _memoising = False

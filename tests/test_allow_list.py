@@ -198,11 +198,10 @@ def three_free_cores(monkeypatch):
 
     started = {}
 
-    def usage(pid):
-        resident, cpu = real(pid)
-        return resident, cpu + 3 * (time.monotonic() - started.setdefault(pid, time.monotonic()))
-    real = runner.usage
-    monkeypatch.setattr(runner, "usage", usage)
+    def cpu_used(pid):
+        return real(pid) + 3 * (time.monotonic() - started.setdefault(pid, time.monotonic()))
+    real = runner.cpu_used
+    monkeypatch.setattr(runner, "cpu_used", cpu_used)
 
 
 def test_threads_left_computing_after_a_call_are_charged_to_the_part(three_free_cores):

@@ -49,18 +49,30 @@ class Spent:
     background: float = 0.0
 
 
-def usage(pid):
-    """(MB of memory, CPU seconds of every thread) of process ``pid``, from its own counters: its resident memory
-    and its page tables (which a sparse mapping can make larger than what it touches). A child can start no
-    process and write no file (policy.py), so what it holds is its one process's. (0, 0) once it is gone."""
+def memory_mb(pid):
+    """MB of memory process ``pid`` holds, from its own counters: its resident memory and its page tables (which a
+    sparse mapping can make larger than what it touches). A child can start no process and write no file
+    (policy.py), so what it holds is its one process's. 0 once it is gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
-        kb = sum(int(status.split(f"\n{field}:", 1)[1].split()[0]) for field in ("VmRSS", "VmPTE"))
+        return sum(int(status.split(f"\n{field}:", 1)[1].split()[0]) for field in ("VmRSS", "VmPTE")) / 1024
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def cpu_used(pid):
+    """CPU seconds every thread of process ``pid`` has used; 0 once it is gone."""
+    try:
         # Fields after the command name (which may hold spaces): utime and stime are [11] and [12].
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return kb / 1024, (int(fields[11]) + int(fields[12])) / TICKS
+        return (int(fields[11]) + int(fields[12])) / TICKS
     except (OSError, IndexError, ValueError):
-        return 0.0, 0.0
+        return 0.0
+
+
+# Address space of every child (the oracle's too): what torch reserves, and a bound on the page tables the kernel
+# keeps for it outside its resident memory.
+ADDRESS_SPACE = 8 << 30
 
 
 def threads_of(uid):

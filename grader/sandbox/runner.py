@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from grader.sandbox import cgroup, channel, identity, policy
-from grader.sandbox.limits import PASSED_ENV, THREADS_ENV, Limits, Spent, threads_of, usage
+from grader.sandbox.limits import (ADDRESS_SPACE, PASSED_ENV, THREADS_ENV, Limits, Spent, cpu_used,
+                                   memory_mb, threads_of)
 from grader.sandbox.template import Template
 
 DRIVER = Path(__file__).with_name("driver.py")
@@ -41,7 +42,6 @@ IMPORTS_TORCH = re.compile(rb"^\s*(?:import|from)\s+torch\b", re.MULTILINE)
 SEGFAULT = "was stopped by signal SIGSEGV"
 WROTE_READ_ONLY = ("your code wrote into an array it was handed read-only, through a view that ignores numpy's "
                    "read-only flag, and was stopped: leave your arguments as you found them (work on a copy)")
-ADDRESS_SPACE = 8 << 30
 CHILD_FDS = (3, 4, 5)   # where a child finds its command pipe, its reply pipe and the arguments' memfd
 CPU_SLACK = 0.05   # the interpreter's start before the import is asked, and the driver's own work between calls
 CGROUP_SLACK_MB = 64   # the cgroup is the hard stop behind the watch, which says why (page cache counts there too)
@@ -170,8 +170,6 @@ class Child:
                 "cgroup": str(self.group.path / "cgroup.procs") if self.group is not None else None,
                 "uid": self.uid, "groups": groups,
                 "limits": {"cpu": cpu_seconds, "fsize": limits.file_mb << 20, "nofile": 256,
-                           # Address space: what torch reserves, and a bound on page tables (which the kernel
-                           # keeps for the child outside its resident memory).
                            "as": ADDRESS_SPACE,
                            "nproc": limits.processes + (0 if self.uid is not None else threads_of(os.getuid()))}}
         self.buffer, self.killed, self.oom_before = bytearray(), False, _oom_kills()
@@ -218,7 +216,7 @@ class Child:
     def note_cpu(self):
         """Add to ``background`` the CPU time of the child's threads beyond the time it was asked for (threads
         left computing between calls, or beside one)."""
-        excess = usage(self.proc.pid)[1] - self.asked - self.cpu_noted
+        excess = cpu_used(self.proc.pid) - self.asked - self.cpu_noted
         if excess > CPU_SLACK:
             self.background += excess
             self.cpu_noted += excess
@@ -235,7 +233,7 @@ class Child:
                     data = b""   # it closed its end: its exit says why
             if now >= self.next_memory:   # across calls: reading even one process's counters costs a quick call
                 self.next_memory = now + MEMORY_EVERY
-                if usage(self.proc.pid)[0] > self.limits.memory_mb:
+                if memory_mb(self.proc.pid) > self.limits.memory_mb:
                     raise Ended(f"used more than {self.limits.memory_mb} MB of memory and was stopped")
             if now >= deadline:
                 if deadline == wall_deadline:
