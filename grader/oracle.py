@@ -8,7 +8,8 @@ torch there once. The child is the grader's own interpreter running trusted grad
 (``grader.oracle`` run as a module), forked from the sandbox's torch template (so torch starts once a grade),
 under rlimits and its kind's seccomp allow-list (policy.py), on one thread (its tensors are small: more threads
 would only wait on each other). Arguments and values are numbers, strings, None, lists, tuples, dicts with string
-keys and numeric arrays, exchanged as .npz bytes read with ``allow_pickle=False``: nothing is ever unpickled.
+keys and numeric arrays, exchanged in the sandbox's frames (driver.py's ``pack``: JSON, then the arrays' raw bytes
+under a listed numeric dtype): nothing is ever unpickled.
 
 ``close()`` (or ``close_all()``) ends the child: a checker whose student child loads torch too (resnet) closes it
 before running that child, so at most one torch process lives at a time, and grade.py closes it when the grade
@@ -16,21 +17,17 @@ ends. ``memoise()`` makes this process keep every answer by its call's bytes, fo
 of one submission on the same cases (scripts/in_process.py): an answer already known costs no child.
 """
 import importlib
-import io
-import json
 import os
-import struct
 import sys
 import traceback
 from pathlib import Path
 
 import numpy as np
 
-from grader.sandbox import confine, policy
+from grader.sandbox import confine, driver, policy
 from grader.sandbox.limits import ADDRESS_SPACE
 
 CPU_SECONDS = 600         # a runaway oracle ends; a whole grade's oracles take a few seconds
-HEADER = struct.Struct(">Q")
 _memo = {}          # {call's bytes: packed value}, kept while memoise() is on
 _memoising = False
 
@@ -72,32 +69,28 @@ def _decode(data, arrays):
 
 
 def pack(value):
-    """``value`` as .npz bytes: its arrays, and its structure as JSON under ``__tree__``."""
+    """``value`` as one frame: its structure as JSON, its arrays' bytes after it."""
     arrays = {}
-    tree = json.dumps(_encode(value, arrays)).encode()
-    buffer = io.BytesIO()
-    np.savez(buffer, __tree__=np.frombuffer(tree, dtype=np.uint8), **arrays)
-    return buffer.getvalue()
+    return driver.pack({"tree": _encode(value, arrays)}, arrays)
 
 
-def unpack(data):
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    return _decode(json.loads(arrays.pop("__tree__").tobytes()), arrays)
+def unpack(frame):
+    """The value of a frame ``pack`` made (its length cut off); its arrays are the receiver's own, writable."""
+    message, arrays = driver.unpack(frame)
+    return _decode(message["tree"], {key: array.copy() for key, array in arrays.items()})
 
 
 def _send(stream, value):
-    data = pack(value)
-    stream.write(HEADER.pack(len(data)) + data)
+    stream.write(pack(value))
     stream.flush()
 
 
 def _receive(stream):
     """The next frame's value, or None at the end of the stream."""
-    header = stream.read(HEADER.size)
-    if len(header) < HEADER.size:
+    header = stream.read(driver.LENGTH.size)
+    if len(header) < driver.LENGTH.size:
         return None
-    (size,) = HEADER.unpack(header)
+    (size,) = driver.LENGTH.unpack(header)
     data = stream.read(size)
     return unpack(data) if len(data) == size else None
 
@@ -114,7 +107,7 @@ class _Child:
         command_r, command_w = os.pipe()
         reply_r, reply_w = os.pipe()
         spec = {"run": {"module": "grader.oracle", "path": str(Path(__file__).parent.parent)},
-                "argv": ["grader.oracle"], "fds": [[0], [1], [2]], "env": runner.child_env(), "cwd": os.getcwd(),
+                "argv": ["grader.oracle"], "name": "oracle", "fds": [[0], [1], [2]], "env": runner.child_env(), "cwd": os.getcwd(),
                 "limits": {"cpu": CPU_SECONDS, "as": ADDRESS_SPACE}}
         try:
             cls.proc = runner.template(sys.executable, "torch").fork(spec, (command_r, reply_w, 2))
@@ -173,7 +166,7 @@ class Oracle:
         request = [self.module, function, list(args), kwargs]
         key = _memoising and pack(request)
         if key and key in _memo:
-            return unpack(_memo[key])
+            return unpack(_memo[key][driver.LENGTH.size:])
         reply = _Child.ask(request, f"{self.module}.{function}")
         if "error" in reply:
             raise OracleError(f"{self.module}.{function} failed in the oracle child:\n{reply['error']}")

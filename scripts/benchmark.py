@@ -57,6 +57,15 @@ def _label(pid, root_pid):
         args = [a.decode(errors="replace") for a in argv if a]
     except OSError:
         return "?"
+    template = next((i for i, a in enumerate(args) if a.endswith("template.py")), None)
+    if template is not None:   # a template, or a child it forked (named in template.py's _child)
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            return "?"
+        if name.startswith("python"):
+            return f"template {args[template + 1]}"
+        return "oracle" if name == "oracle" else f"sandbox {name}"
     if "grader.oracle" in args:
         return f"oracle {args[-1]}"
     driver = next((i for i, a in enumerate(args) if a.endswith("driver.py")), None)
@@ -95,7 +104,7 @@ class Peaks:
                     members.add(child)
                     frontier.append(child)
         for pid in members & rss.keys():
-            if pid not in self.labels:
+            if self.labels.get(pid, "?").startswith(("template", "?")):   # a fork names itself late
                 self.labels[pid] = _label(pid, self.root_pid)
             self.peaks[pid] = max(self.peaks.get(pid, 0), rss[pid] * resource.getpagesize() / 2 ** 20)
             self.cpu[pid] = cpu[pid]

@@ -41,7 +41,7 @@ class InProcessChild:
     source = None   # a folder to import the student's module from instead of the sandbox's copy (coverage)
     background = 0.0
 
-    def __init__(self, root, limits, python, preload, groups, output, cpu_seconds):
+    def __init__(self, root, limits, python, preload, groups, output, cpu_seconds, name):
         from grader.sandbox.driver import Runner
 
         task = json.loads((root / "task.json").read_text())
@@ -56,25 +56,22 @@ class InProcessChild:
 
     def ask(self, command, seconds, wall_deadline, arrays=None, read_only=()):
         from grader.sandbox import channel
-        from grader.sandbox.driver import read_only
+        from grader.sandbox.driver import LENGTH, pack, unpack
         from grader.sandbox.runner import Ended
 
         previous = signal.signal(signal.SIGALRM, _timeout)
         signal.setitimer(signal.ITIMER_REAL, min(seconds, CALL_SECONDS))
         try:
-            command = json.loads(json.dumps(command))   # fresh objects, as the child reads them (`is` tells)
-            if command.get("import"):
-                reply = self.runner.import_module()
-            else:
-                self.runner.arrays = {key: read_only(array.tobytes(), array.dtype, array.shape)
-                                      for key, array in (arrays or {}).items()}
-                reply = self.runner.run_step(command["step"])
+            # Fresh objects and read-only arrays, as the child reads them (`is` tells).
+            command, self.runner.arrays = unpack(pack(command, arrays or {})[LENGTH.size:])
+            reply, arrays = (self.runner.import_module(), {}) if command.get("import") \
+                else self.runner.run_step(command["step"])
         except TimeoutError:
             raise Ended(f"timed out after {min(seconds, CALL_SECONDS):.2g} s") from None
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-        return channel.parse(json.dumps(dict(reply, seconds=0.0)).encode())
+        return channel.parse(pack(dict(reply, seconds=0.0), arrays)[LENGTH.size:])
 
     def stop(self):
         if self.folder in sys.path:

@@ -359,7 +359,7 @@ def f():
 
 
 FORGED = r"""
-import base64, json, struct, sys, time
+import json, struct, sys, time
 
 def f(what):
     print("pid", os.getpid(), flush=True)
@@ -367,16 +367,16 @@ def f(what):
     while frame is not None and "command" not in frame.f_locals:
         frame = frame.f_back
     nonce = frame.f_locals["command"]["nonce"]   # the call being asked: a reply the grader reads
-    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (1e999,)}"
-    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
-    value = {"__ndarray__": base64.b64encode(npy).decode()} if what == "npy" else {"__float__": 10 ** 400}
-    reply = json.dumps({"nonce": nonce, "ok": True, "seconds": 0.0, "value": value}).encode()
+    value, listing = ({"__ndarray__": "0"}, [["0", "<f8", [1e999]]]) if what == "array" \
+        else ({"__float__": 10 ** 400}, [])
+    head = json.dumps({"nonce": nonce, "ok": True, "seconds": 0.0, "value": value, "arrays": listing}).encode()
+    reply = struct.pack(">I", len(head)) + head
     os.write(4, struct.pack(">I", len(reply)) + reply)
     time.sleep(600)   # never back to the driver: only a kill ends it
 """
 
 
-@pytest.mark.parametrize("what", ["npy", "float"])
+@pytest.mark.parametrize("what", ["array", "float"])
 def test_a_forged_reply_the_grader_cannot_read_costs_the_call_and_leaves_no_process(what):
     task = {"module": "m", "kind": policy.NUMPY, "forbidden": ["torch"],
             "steps": [{"id": "a", "call": "f", "args": [{"v": what}]}]}

@@ -105,7 +105,8 @@ def test_a_backward_that_edits_its_cache_is_told_which_array():
 
 FORGE = """
 import json as _json, os as _os, struct as _struct, sys as _sys
-_frame = _json.dumps({"violation": "imports torch"}).encode()
+_head = _json.dumps({"violation": "imports torch", "arrays": []}).encode()
+_frame = _struct.pack(">I", len(_head)) + _head   # well formed, as driver.py's pack makes a frame
 _os.write(int(_sys.argv[3]), _struct.pack(">I", len(_frame)) + _frame)
 """
 

@@ -6,7 +6,6 @@ grades two whole submissions, one of which tries to harm the other.
 import base64
 import errno
 import glob
-import io
 import json
 import os
 import shlex
@@ -17,7 +16,6 @@ import sysconfig
 import tempfile
 import textwrap
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,7 @@ import pytest
 from grader import sandbox
 from grader.paths import REPO
 from grader.regrade import regrade
-from grader.sandbox import channel, confine, identity
+from grader.sandbox import channel, confine, driver, identity
 from support import in_container, needs_cgroup, venv_checkout
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox drops privileges only when the grader is root")
@@ -49,7 +47,8 @@ def test_answers_written_at_import_time_earn_nothing():
     import json, os, struct, sys
     for fd in range(3, 256):
         for nonce in ["", "0" * 32]:
-            data = json.dumps({"nonce": nonce, "ok": True, "value": {"__int__": "42"}}).encode()
+            head = json.dumps({"nonce": nonce, "ok": True, "value": {"__int__": "42"}, "arrays": []}).encode()
+            data = struct.pack(">I", len(head)) + head   # a well-formed reply frame (driver.py's pack)
             try:
                 os.write(fd, struct.pack(">I", len(data)) + data)
             except OSError:
@@ -95,39 +94,53 @@ def test_garbage_in_the_channel_costs_the_call_and_the_grader_goes_on():
 # 4. The grader reads only bounded, regular data
 # ------------------------------------------------------------------------------------------------------------
 
-def npy(array):
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
+def reply(value, listing, body):
+    """A reply frame (its length cut off, as ``channel.frames`` hands it on) with ``listing`` and raw ``body``."""
+    head = json.dumps({"ok": True, "value": value, "arrays": listing}).encode()
+    return driver.LENGTH.pack(len(head)) + head + body
 
 
-def test_an_npy_that_is_really_a_zip_is_refused_before_anything_is_read():
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as z:
-        z.writestr("x.npy", npy(np.zeros(3)))
-    for data in (archive.getvalue(), b"PK\x03\x04" + npy(np.zeros(3))):
-        with pytest.raises(channel.Malformed):
-            channel.load_npy(data)
+def read(frame):
+    message = channel.parse(frame)
+    return channel.decode(message["value"], message["arrays"])
 
 
-def test_an_npy_header_claiming_more_than_its_bytes_is_refused_before_allocation():
+def test_an_array_listing_claiming_more_than_its_bytes_is_refused_before_allocation():
     with pytest.raises(channel.Malformed):
-        channel.load_npy(npy(np.zeros(2))[:-16])   # the header of 2 float64, without their data
-    big = io.BytesIO()
-    np.lib.format.write_array_header_1_0(big, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 15,)})
+        read(reply({"__ndarray__": "0"}, [["0", "<f8", [2]]], b"\0" * 8))   # 2 float64, without their data
     with pytest.raises(channel.Malformed):
-        channel.load_npy(big.getvalue() + b"\0" * 64)
+        read(reply({"__ndarray__": "0"}, [["0", "<f8", [10 ** 15]]], b"\0" * 64))
     with pytest.raises(channel.Malformed):
-        channel.load_npy(npy(np.array(["a"])))      # not numbers
-    assert np.array_equal(channel.load_npy(npy(np.arange(6.0).reshape(2, 3))), np.arange(6.0).reshape(2, 3))
+        read(reply({"__ndarray__": "0"}, [["0", "<f8", [1e999]]], b""))      # JSON's 1e999 is a float
+    with pytest.raises(channel.Malformed):
+        read(reply({"__ndarray__": "1"}, [["0", "<f8", [1]]], b"\0" * 8))   # an array it did not send
+
+
+@pytest.mark.parametrize("dtype", ["<U1", "|O", "|V8", "|S8", "<c16", "[('a', '<f8')]", "(2,)<f8", 3])
+def test_an_array_that_is_not_plain_numbers_is_refused(dtype):
+    with pytest.raises(channel.Malformed):
+        read(reply({"__ndarray__": "0"}, [["0", dtype, [1]]], b"\0" * 16))
+
+
+def test_arrays_cross_with_their_types_as_the_graders_own():
+    value = {"x": np.arange(6.0).reshape(2, 3), "pair": (np.int64(3), np.array([True, False])),
+             "empty": np.zeros((0, 4), dtype=np.float32)}
+    arrays = {}
+    frame = driver.pack({"ok": True, "value": driver.encode(value, arrays)}, arrays)
+    back = read(frame[driver.LENGTH.size:])
+    assert back.keys() == value.keys()
+    assert np.array_equal(back["x"], value["x"]) and back["x"].dtype == np.float64
+    assert back["pair"][0] == 3 and back["pair"][1].dtype == bool and list(back["pair"][1]) == [True, False]
+    assert back["empty"].shape == (0, 4) and back["empty"].dtype == np.float32
+    assert back["x"].flags.writeable   # the grader's own copy, not a view of the child's bytes
 
 
 def test_a_frame_over_the_cap_or_with_too_many_items_is_refused():
-    buffer = bytearray(channel.HEADER.pack(100 << 20) + b"[")
+    buffer = bytearray(driver.LENGTH.pack(100 << 20) + b"[")
     with pytest.raises(channel.Malformed):
         channel.frames(buffer, 64 << 20)
     with pytest.raises(channel.Malformed):
-        channel.parse(b'{"v": [' + b"[0,0]," * 60_000 + b"0]}")
+        channel.parse(reply([[0, 0]] * 60_000, [], b""))
     with pytest.raises(channel.Malformed):
         channel.decode(json.loads('{"__list__": [' * 40 + "]}" * 40))
 

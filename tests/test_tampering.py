@@ -190,10 +190,10 @@ import __main__ as _driver
 if hasattr(_driver, "Runner"):
     _send = _driver.Runner.send
 
-    def _lying_send(self, message):
+    def _lying_send(self, message, *rest):
         message = dict(message, ok=True, passed=True, score=1000)
         message.pop("failure", None)
-        _send(self, message)
+        _send(self, message, *rest)
     _driver.Runner.send = _lying_send
     _driver.failure = lambda error, folder: {"type": "passed"}
 """,

@@ -1,46 +1,34 @@
 """The channel between the grader and a child, and reading the child's side without trusting it.
 
-The grader asks over one pipe: a frame per command (4 bytes of length, big-endian, then JSON), followed by a
-frame of raw bytes for each array the command lists. The child answers over another pipe, one frame per
-message: 4 bytes of length, then that much JSON.
+Both ways a message is one frame, as driver.py's ``pack`` makes it: 4 bytes of length (big-endian), 4 bytes of
+its JSON's length, the JSON object listing the arrays it carries ([key, dtype, shape]), then their raw bytes.
 The grader reads only what it can bound: a frame longer than ``cap`` ends the child; JSON is parsed only under
-caps on length and on items, and decoded only to a bounded depth; arrays arrive as ``.npy`` bytes whose magic
-and header are checked, and whose element count is checked against their length before anything is allocated
-(no zip, no pickle, no lazy archive).
+caps on length and on items, and decoded only to a bounded depth; an array is read only where the value refers to
+it, and only once the listing is plain numbers (no object, structured or string dtype) whose sizes add up to the
+bytes that follow: nothing is allocated for a listing claiming petabytes, nothing is unpickled or unzipped.
 
 Text from the child is the student's: it goes through ``grader.text`` (cut short, valid UTF-8, no control
 characters or terminal escapes) and otherwise reads as written.
 """
 import ast
-import base64
 import functools
 import json
 import re
-import struct
 
 import numpy as np
 
+from grader.sandbox.driver import LENGTH
 from grader.text import clean_text, parse_source
 
-HEADER = struct.Struct(">I")
-MAX_ITEMS = 100_000        # JSON values in one frame (arrays travel as one string each)
+MAX_ITEMS = 100_000        # JSON values in one frame (an array is one item of its value and three of its listing)
 MAX_DEPTH = 16             # nesting of decoded values (the driver encodes at most 6 levels of containers)
 MAX_ELEMENTS = 1 << 25     # elements of one array (256 MB of float64; the frame cap bites first)
-NPY_MAGIC = b"\x93NUMPY"
+MAX_DIMENSIONS = 32        # numpy's own limit
 ALLOWED_KINDS = "biuf"     # bool, ints, floats: no objects, no structured or string dtypes
 
 
 class Malformed(ValueError):
     """What the child sent cannot be a result: the call it answers fails."""
-
-
-def command(message, arrays):
-    """The bytes of one command: ``message`` as a frame, listing ``arrays`` ({key: ndarray}), then each array's
-    raw C-order bytes as a frame of its own (the driver reads them into read-only arrays)."""
-    arrays = {key: np.ascontiguousarray(value) for key, value in arrays.items()}
-    listed = [[key, value.dtype.str, list(value.shape)] for key, value in arrays.items()]
-    parts = [json.dumps(dict(message, arrays=listed)).encode()] + [value.tobytes() for value in arrays.values()]
-    return b"".join(HEADER.pack(len(part)) + part for part in parts)
 
 
 def type_words(name):
@@ -52,78 +40,103 @@ def type_words(name):
 def frames(buffer, cap):
     """Split complete frames off ``buffer`` (a bytearray, consumed); raises Malformed for one over ``cap``."""
     out = []
-    while len(buffer) >= HEADER.size:
-        (length,) = HEADER.unpack_from(buffer)
+    while len(buffer) >= LENGTH.size:
+        (length,) = LENGTH.unpack_from(buffer)
         if length > cap:
             raise Malformed(f"a result larger than {cap >> 20} MB")
-        if len(buffer) < HEADER.size + length:
+        if len(buffer) < LENGTH.size + length:
             break
-        out.append(bytes(buffer[HEADER.size:HEADER.size + length]))
-        del buffer[:HEADER.size + length]
+        out.append(bytes(buffer[LENGTH.size:LENGTH.size + length]))
+        del buffer[:LENGTH.size + length]
     return out
 
 
 def parse(frame):
-    """A frame's JSON object, parsed only when its item count is bounded."""
-    items = frame.count(b",") + frame.count(b"[") + frame.count(b"{") + frame.count(b":")
-    if items > MAX_ITEMS:
+    """A frame's JSON object, parsed only when its item count is bounded; its "arrays" is replaced by an
+    ``Arrays`` over the bytes that follow the JSON, for ``decode``."""
+    if len(frame) < LENGTH.size:
+        raise Malformed("not a result")
+    (size,) = LENGTH.unpack_from(frame)
+    head = memoryview(frame)[LENGTH.size:LENGTH.size + size]
+    if len(head) < size:
+        raise Malformed("not a result")
+    head = bytes(head)
+    if sum(head.count(c) for c in (b",", b"[", b"{", b":")) > MAX_ITEMS:
         raise Malformed("too many items")
     try:
-        value = json.loads(frame)
+        value = json.loads(head)
     except (ValueError, RecursionError) as error:
         raise Malformed("not JSON") from error
     if not isinstance(value, dict):
         raise Malformed("not an object")
+    value["arrays"] = Arrays(value.get("arrays"), memoryview(frame)[LENGTH.size + size:])
     return value
 
 
-def load_npy(data):
-    """An ndarray from ``.npy`` bytes: checked magic, version and header; plain numeric dtype; the element count
-    matches the bytes that follow (so nothing is allocated for a header claiming petabytes)."""
-    if not data.startswith(NPY_MAGIC) or len(data) < 10:
-        raise Malformed("not an .npy array")
-    major = data[6]
-    if major == 1:
-        (size,), start = struct.unpack_from("<H", data, 8), 10
-    elif major in (2, 3):
-        if len(data) < 12:
-            raise Malformed("not an .npy array")
-        (size,), start = struct.unpack_from("<I", data, 8), 12
-    else:
-        raise Malformed("not an .npy array")
-    if size > 4096 or start + size > len(data):
-        raise Malformed("a bad .npy header")
-    try:
-        header = ast.literal_eval(data[start:start + size].decode("latin1"))
-        dtype = np.dtype(header["descr"])
-        shape, fortran = tuple(int(n) for n in header["shape"]), header["fortran_order"]
-    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError) as error:
-        raise Malformed("a bad .npy header") from error
-    if dtype.kind not in ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype is not None \
-            or any(n < 0 for n in shape) or len(shape) > 32 or not isinstance(fortran, bool):
-        raise Malformed("an array that is not plain numbers")
-    count = 1
-    for n in shape:
-        count *= n
-    body = data[start + size:]
-    if count > MAX_ELEMENTS or count * dtype.itemsize != len(body):
-        raise Malformed("an array whose size does not match its header")
-    return np.frombuffer(body, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
+class Arrays:
+    """The arrays a frame carries: its listing ([key, dtype, shape] each) over the bytes after its JSON, checked
+    as a whole at the first array asked for (plain numbers, sizes that add up to the bytes exactly)."""
+
+    def __init__(self, listing, body):
+        self.listing, self.body, self.places = listing, body, None
+
+    def __getitem__(self, key):
+        if self.places is None:
+            self.places = self._places()
+        if not isinstance(key, str) or key not in self.places:
+            raise Malformed("an array it did not send")
+        dtype, shape, offset = self.places[key]
+        count = 1
+        for n in shape:
+            count *= n
+        return np.frombuffer(self.body, dtype, count, offset).reshape(shape).copy()
+
+    def _places(self):
+        """{key: (dtype, shape, offset)}; raises Malformed unless every entry is plain and the sizes add up."""
+        if not isinstance(self.listing, list):
+            raise Malformed("no list of its arrays")
+        places, offset = {}, 0
+        for entry in self.listing:
+            if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
+                    and isinstance(entry[1], str) and len(entry[1]) < 8 and isinstance(entry[2], list)
+                    and len(entry[2]) <= MAX_DIMENSIONS
+                    and all(type(n) is int and 0 <= n <= MAX_ELEMENTS for n in entry[2])):
+                raise Malformed("an array that is not plain numbers")
+            key, descr, shape = entry
+            try:
+                dtype = np.dtype(descr)
+            except TypeError as error:
+                raise Malformed("an array that is not plain numbers") from error
+            if dtype.kind not in ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+                raise Malformed("an array that is not plain numbers")
+            count = 1
+            for n in shape:
+                count *= n
+                if count > MAX_ELEMENTS:
+                    raise Malformed("an array larger than the grader reads")
+            places[key] = (dtype, tuple(shape), offset)
+            offset += count * dtype.itemsize
+        if offset != len(self.body):
+            raise Malformed("arrays whose sizes do not match their bytes")
+        return places
 
 
-def decode(value):
-    """The inverse of the driver's ``encode``; builds only plain data (ndarray, tuple, list, dict, numbers).
-    Total: whatever the child sent, the grader gets a value or Malformed (an .npy header claiming a shape of
-    1e999, a float of 400 digits), never another exception."""
+NO_ARRAYS = Arrays([], b"")
+
+
+def decode(value, arrays=NO_ARRAYS):
+    """The inverse of the driver's ``encode`` (``arrays``: the frame's, from ``parse``); builds only plain data
+    (ndarray, tuple, list, dict, numbers). Total: whatever the child sent, the grader gets a value or Malformed
+    (an array listed with a shape of 1e999, a float of 400 digits), never another exception."""
     try:
-        return _decode(value, 0)
+        return _decode(value, arrays, 0)
     except Malformed:
         raise
     except Exception as error:  # noqa: BLE001 - the child's bytes, not the grader's bug
         raise Malformed(f"something unreadable ({type(error).__name__})") from error
 
 
-def _decode(value, depth):
+def _decode(value, arrays, depth):
     if depth > MAX_DEPTH:
         raise Malformed("nested too deeply")
     if isinstance(value, str):
@@ -133,10 +146,7 @@ def _decode(value, depth):
             raise Malformed("a bare list")
         return value
     if "__ndarray__" in value:
-        try:
-            return load_npy(base64.b64decode(value["__ndarray__"], validate=True))
-        except (ValueError, TypeError) as error:
-            raise Malformed("a bad array") from error
+        return arrays[value["__ndarray__"]]
     if "__int__" in value:
         text = value["__int__"]
         if not isinstance(text, str) or len(text) > 4300 or not re.fullmatch(r"-?\d+", text):
@@ -148,14 +158,14 @@ def _decode(value, depth):
         except (TypeError, ValueError) as error:
             raise Malformed("a bad float") from error
     if isinstance(value.get("__tuple__"), list):
-        return tuple(_decode(v, depth + 1) for v in value["__tuple__"])
+        return tuple(_decode(v, arrays, depth + 1) for v in value["__tuple__"])
     if isinstance(value.get("__list__"), list):
-        return [_decode(v, depth + 1) for v in value["__list__"]]
+        return [_decode(v, arrays, depth + 1) for v in value["__list__"]]
     if isinstance(value.get("__dict__"), list):
         pairs = value["__dict__"]
         if not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
             raise Malformed("a bad dict")
-        return {clean_text(k, 200): _decode(v, depth + 1) for k, v in pairs}
+        return {clean_text(k, 200): _decode(v, arrays, depth + 1) for k, v in pairs}
     raise Malformed("unknown encoding")
 
 

@@ -10,12 +10,13 @@ Usage: driver.py TASK.json COMMAND_FD REPLY_FD ARGUMENTS_FD
 
 TASK.json: {"module": "layers", "student_dir": folder, "forbidden": [module names answered by a placeholder],
 "kind": the kind of child, whose allow-list confines it (policy.py)}
-The grader sends one command frame at a time on COMMAND_FD: 4 bytes of length (big-endian), then that much
-JSON, {"nonce": str, "import": true} first, then {"nonce": str, "step": step, "arrays": [[key, dtype, shape],
-...]}; each listed array follows as a frame of its own (its raw C-order bytes). A step's arrays travel with
-it and with nothing else: no file holds a plan's inputs, and no value is sent before the step that uses it.
-Each command gets one reply frame on REPLY_FD (see channel.py), carrying its nonce: {"nonce", "ok", "value" |
-"failure", "seconds"}. The grader sends a nonce only when it asks, so nothing written before (at import time,
+Both ways a message is one frame (``pack``): 4 bytes of length (big-endian), 4 bytes of its JSON's length, the
+JSON object, whose "arrays" lists [key, dtype, shape] of each array it carries, then those arrays' raw C-order
+bytes, one after another. The grader sends one command at a time on COMMAND_FD, {"nonce": str, "import": true}
+first, then {"nonce": str, "step": step} with the step's arrays. A step's arrays travel with it and with nothing
+else: no file holds a plan's inputs, and no value is sent before the step that uses it.
+Each command gets one reply frame on REPLY_FD (read by channel.py), carrying its nonce: {"nonce", "ok", "value" |
+"failure", "seconds"}, a returned array carried as {"__ndarray__": key}. The grader sends a nonce only when it asks, so nothing written before (at import time,
 say) can answer a call; and it times every call from outside.
 A step: {"call": target, "args": [ref, ...], "kwargs": {name: ref}, "save": name, "pick": index into a
 returned tuple, "report": whether to send the value back}
@@ -30,11 +31,11 @@ A ref: {"in": key} (a fresh, writable copy of an array sent with the step), {"in
        {"state": prefix} (the step's arrays whose key starts with prefix, as a dict of tensors, prefix removed).
 A failure: {"type", "message", "file", "line", "function"} (the student's exception and where it was raised,
 taken from the traceback object) or {"unencodable": what} or {"pick": type name, "length": n}.
-Arrays travel back as base64 .npy bytes: nothing here can execute code in the grader when it reads a result.
+Arrays travel back as raw numbers under a listed plain dtype: nothing here can execute code in the grader when it
+reads a result.
 """
-import base64
-import io
 import json
+import math
 import mmap   # before confinement: where torch is forbidden, no extension loads after it
 import os
 import struct
@@ -45,14 +46,38 @@ import numpy as np
 
 MAX_DEPTH = 6
 MAX_ITEMS = 10_000
+LENGTH = struct.Struct(">I")
 
 
 class Unencodable(Exception):
     pass
 
 
-def encode(value, depth=0):
-    """A JSON-able image of ``value``: only plain data crosses back to the grader."""
+def pack(message, arrays):
+    """The frame carrying ``message`` (a dict) and ``arrays`` ({key: ndarray}), its length first."""
+    arrays = {key: np.ascontiguousarray(value) for key, value in arrays.items()}
+    head = json.dumps(dict(message, arrays=[[key, a.dtype.str, list(a.shape)] for key, a in arrays.items()])).encode()
+    parts = [LENGTH.pack(len(head)), head, *(a.reshape(-1).view(np.uint8) for a in arrays.values())]
+    size = sum(len(part) for part in parts)
+    return b"".join([LENGTH.pack(size), *parts])
+
+
+def unpack(frame):
+    """(message, {key: array}) of a frame ``pack`` made, its length cut off. Each array is a view of ``frame``'s
+    bytes: read-only, and no code can make it writable."""
+    (size,) = LENGTH.unpack_from(frame)
+    message = json.loads(frame[LENGTH.size:LENGTH.size + size])
+    arrays, offset = {}, LENGTH.size + size
+    for key, dtype, shape in message.pop("arrays", []):
+        dtype, count = np.dtype(dtype), math.prod(shape)
+        arrays[key] = np.frombuffer(frame, dtype, count, offset).reshape(shape)
+        offset += count * dtype.itemsize
+    return message, arrays
+
+
+def encode(value, arrays, depth=0):
+    """A JSON-able image of ``value``, its arrays moved into ``arrays`` ({key: ndarray}, for ``pack``): only plain
+    data crosses back to the grader."""
     if depth > MAX_DEPTH:
         raise Unencodable("nested too deeply")
     if value is None or isinstance(value, (bool, str)):
@@ -68,18 +93,18 @@ def encode(value, depth=0):
     if isinstance(value, np.ndarray):
         if value.dtype.hasobject or value.dtype.fields is not None:
             raise Unencodable(f"an array of dtype {value.dtype}")
-        plain = np.array(value, copy=True, subok=False)  # a subclass arrives as a plain ndarray
-        buffer = io.BytesIO()
-        np.save(buffer, plain, allow_pickle=False)
-        return {"__ndarray__": base64.b64encode(buffer.getvalue()).decode("ascii")}
+        key = str(len(arrays))
+        arrays[key] = np.array(value, copy=True, subok=False)  # a subclass arrives as a plain ndarray
+        return {"__ndarray__": key}
     if isinstance(value, (list, tuple)):
         if len(value) > MAX_ITEMS:
             raise Unencodable("too many items")
-        return {"__tuple__" if isinstance(value, tuple) else "__list__": [encode(v, depth + 1) for v in value]}
+        return {"__tuple__" if isinstance(value, tuple) else "__list__": [encode(v, arrays, depth + 1)
+                                                                           for v in value]}
     if isinstance(value, dict):
         if len(value) > MAX_ITEMS:
             raise Unencodable("too many items")
-        return {"__dict__": [[str(k), encode(v, depth + 1)] for k, v in value.items()]}
+        return {"__dict__": [[str(k), encode(v, arrays, depth + 1)] for k, v in value.items()]}
     raise Unencodable(f"a {type(value).__name__}")
 
 
@@ -226,23 +251,16 @@ def read_exactly(fd, size):
 
 
 def read_frame(fd):
-    (size,) = struct.unpack(">I", read_exactly(fd, 4))
+    (size,) = LENGTH.unpack(read_exactly(fd, LENGTH.size))
     return read_exactly(fd, size)
-
-
-def read_only(data, dtype, shape):
-    """An array over the immutable ``data``: no code can make it writable (an empty one has nothing to write)."""
-    array = np.frombuffer(data, dtype=dtype) if data else np.empty(0, dtype=dtype)
-    array.flags.writeable = False
-    return array.reshape(shape)
 
 
 def mapped(fd, offset, dtype, shape):
     """An array over pages of the grader's arguments memfd, mapped read-only from a descriptor opened read-only:
     no view of it can write (a write faults), and nothing in this process can make it writable."""
     count = int(np.prod(shape))
-    if count == 0:
-        return read_only(b"", dtype, shape)
+    if count == 0:   # nothing to map (and nothing to write)
+        return np.frombuffer(b"", dtype, 0).reshape(shape)
     pages = mmap.mmap(fd, count * dtype.itemsize, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, offset=offset)
     return np.frombuffer(pages, dtype=dtype, count=count).reshape(shape)
 
@@ -251,9 +269,7 @@ def commands(fd, arguments_fd):
     """(command, {key: read-only array}) for each command frame the grader sends, until it closes the pipe."""
     while True:
         try:
-            command = json.loads(read_frame(fd))
-            arrays = {key: read_only(read_frame(fd), np.dtype(dtype), shape)
-                      for key, dtype, shape in command.get("arrays", [])}
+            command, arrays = unpack(read_frame(fd))
         except EOFError:
             return
         arrays.update((key, mapped(arguments_fd, offset, np.dtype(dtype), shape))
@@ -270,9 +286,8 @@ class Runner:
         self.saved = {}
         self.module = None
 
-    def send(self, message):
-        data = json.dumps(message).encode()
-        data = struct.pack(">I", len(data)) + data
+    def send(self, message, arrays):
+        data = memoryview(pack(message, arrays))
         while data:
             data = data[os.write(self.reply_fd, data):]
 
@@ -306,6 +321,8 @@ class Runner:
         return getattr(self.module, name)
 
     def run_step(self, step):
+        """The reply to ``step``, and the arrays it carries."""
+        arrays = {}
         try:
             fn = self.target(step["call"])
             args = [self.resolve(r) for r in step.get("args", [])]
@@ -316,13 +333,13 @@ class Runner:
             if "pick" in step:
                 if not isinstance(value, tuple) or len(value) <= step["pick"]:
                     return {"ok": False, "failure": {"pick": type(value).__name__,
-                                                     "length": len(value) if isinstance(value, tuple) else None}}
+                                                     "length": len(value) if isinstance(value, tuple) else None}}, {}
                 value = value[step["pick"]]
-            return {"ok": True, "value": encode(value) if step.get("report") else None}
+            return {"ok": True, "value": encode(value, arrays) if step.get("report") else None}, arrays
         except Unencodable as error:
-            return {"ok": False, "failure": {"unencodable": str(error)}}
+            return {"ok": False, "failure": {"unencodable": str(error)}}, {}
         except Exception as error:  # the student's exception: report it, go on with the next step
-            return {"ok": False, "failure": failure(error, self.task["student_dir"])}
+            return {"ok": False, "failure": failure(error, self.task["student_dir"])}, {}
 
     def import_module(self):
         import importlib
@@ -337,9 +354,9 @@ class Runner:
             sys.meta_path.insert(0, Placeholders(tuple(self.task["forbidden"])))
         for command, self.arrays in self.commands:
             started = time.perf_counter()
-            reply = self.import_module() if command.get("import") else self.run_step(command["step"])
+            reply, arrays = (self.import_module(), {}) if command.get("import") else self.run_step(command["step"])
             self.arrays = {}
-            self.send(dict(reply, nonce=command["nonce"], seconds=time.perf_counter() - started))
+            self.send(dict(reply, nonce=command["nonce"], seconds=time.perf_counter() - started), arrays)
 
 
 def failure(error, student_dir):

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from grader.sandbox import cgroup, channel, identity, policy
+from grader.sandbox.driver import pack
 from grader.sandbox.limits import (ADDRESS_SPACE, PASSED_ENV, THREADS_ENV, Limits, Spent, cpu_used,
                                    memory_mb, threads_of)
 from grader.sandbox.template import Template
@@ -140,7 +141,7 @@ class Child:
     never-used uid and gid, in a cgroup of its own where one can be made. It is forked from the template of
     ``python`` with ``preload`` imported (template.py)."""
 
-    def __init__(self, root, limits, python, preload, groups, output, cpu_seconds):
+    def __init__(self, root, limits, python, preload, groups, output, cpu_seconds, name):
         self.limits, self.output, self.cpu_seconds = limits, output, cpu_seconds
         self.uid = identity.fresh_uid() if os.geteuid() == 0 else None
         # Its working folder, empty: a child writes no file (policy.py), so nothing here is its own either.
@@ -163,7 +164,7 @@ class Child:
         arguments_r = os.open(f"/proc/self/fd/{self.arguments}", os.O_RDONLY | os.O_CLOEXEC)
         for fd in (self.command_w, self.reply_r):
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
-        spec = {"run": {"script": str(root / "driver.py")}, "cwd": str(self.scratch),
+        spec = {"run": {"script": str(root / "driver.py")}, "cwd": str(self.scratch), "name": name,
                 "argv": [str(root / "driver.py"), str(root / "task.json"), *map(str, CHILD_FDS)],
                 "fds": [[fd] for fd in CHILD_FDS] + [[1, 2]],
                 "env": dict(child_env(), HOME=str(self.scratch), TMPDIR=str(self.scratch)),
@@ -195,7 +196,7 @@ class Child:
         nonce = secrets.token_hex(16)
         arrays = dict(arrays or {})
         mapped = [self.hand_over(key, arrays.pop(key)) for key in read_only if key in arrays]
-        data = memoryview(channel.command(dict(command, nonce=nonce, mapped=mapped), arrays))   # sent without copies
+        data = memoryview(pack(dict(command, nonce=nonce, mapped=mapped), arrays))   # sent without copies
         started = time.monotonic()
         deadline = min(started + seconds, wall_deadline)
         try:
@@ -404,7 +405,7 @@ class Run:
             else min(self.limits.cpu_seconds, math.ceil(self.left()) + 1)
         with self.charged():
             self.child = Child(self.root, self.limits, self.python, self.preload, self.groups, self.output,
-                               cpu_seconds)
+                               cpu_seconds, self.task["module"])
             try:
                 reply = self.child.ask({"import": True}, min(self.limits.import_seconds, self.left()),
                                        self.deadline)
@@ -499,7 +500,7 @@ class Run:
                   "seconds": reply.get("seconds") if isinstance(reply.get("seconds"), float) else 0.0}
         if record["ok"] and "id" in step:
             try:
-                record["value"] = channel.decode(reply.get("value"))
+                record["value"] = channel.decode(reply.get("value"), reply["arrays"])
             except channel.Malformed as error:
                 record.update(ok=False, error=f"returned something the grader cannot read ({error})")
         elif not record["ok"]:

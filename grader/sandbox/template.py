@@ -70,6 +70,8 @@ def _child(spec, fds):
             for target in targets:
                 os.dup2(source, target)
         os.closerange(max(max(t) for t in spec["fds"]) + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        with open("/proc/self/comm", "w") as comm:   # what `ps` and benchmark.py call it, not "python"
+            comm.write(spec.get("name", "convlab-child")[:15])
         tighten(spec)
         os.environ.clear()
         os.environ.update(spec["env"])
@@ -167,7 +169,8 @@ class Template:
                           + (f" ({json.loads(said)})" if said else ""))
 
     def fork(self, spec, fds):
-        """A child for ``spec`` (run, argv, env, cwd, the numbers ``fds`` take in it, and tighten's fields);
+        """A child for ``spec`` (run, argv, env, cwd, the numbers ``fds`` take in it, its process name, and tighten's
+        fields);
         raises OSError where the template cannot fork."""
         socket.send_fds(self.requests, [json.dumps(spec).encode()], list(fds))
         answer = self.requests.recv(64)
