@@ -199,8 +199,9 @@ def sizes(kernel, stride, pad, divisible):
     fits = [size for size in range(max(2, kernel - 2 * pad), MAX_SIZE + 1)
             if output_size(size, kernel, stride, pad) >= 3 and output_size(size, kernel, stride, pad) % 16
             and (divisible is None or ((size + 2 * pad - kernel) % stride == 0) == divisible)]
-    best = max((_shown(size, kernel, stride, pad) for size in fits), key=lambda shown: (sum(shown), shown))
-    return [size for size in fits if _shown(size, kernel, stride, pad) == best]
+    shown = {size: _shown(size, kernel, stride, pad) for size in fits}
+    best = max(shown.values(), key=lambda slips: (sum(slips), slips))
+    return [size for size in fits if shown[size] == best]
 
 
 def _describe_geometry(layer, size, kernel, stride, pad):

@@ -197,12 +197,11 @@ class Template:
         return self.proc.poll() is None
 
     def close(self):
+        """End the template. It is killed, not asked to exit: it holds nothing to save, and an interpreter that
+        imported torch spends a quarter of a second of CPU tearing itself down."""
         self.requests.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.proc.kill()
+        self.proc.wait()
         self.exits.close()
 
 
