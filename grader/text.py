@@ -21,6 +21,8 @@ def clean_text(text, limit=300, lines=False):
     """``text`` cut to ``limit`` characters, as valid UTF-8 without escapes or control characters, on one line
     (``lines``: newlines kept)."""
     text = str(text)
+    if len(text) <= limit and text.isascii() and text.isprintable():   # most text (no escape, no control)
+        return text
     cut = len(text) > limit
     text = text[:limit].encode("utf-8", "replace").decode("utf-8", "replace")
     text = ANSI.sub("", text)

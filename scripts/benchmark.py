@@ -53,8 +53,10 @@ def _label(pid, root_pid):
     if pid == root_pid:
         return "grading process"
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        args = [a.decode(errors="replace") for a in argv if a]
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if argv == Path(f"/proc/{root_pid}/cmdline").read_bytes():
+            return "grading process's forks"   # its helpers (the sweep's), or a template before its exec
+        args = [a.decode(errors="replace") for a in argv.split(b"\0") if a]
     except OSError:
         return "?"
     template = next((i for i, a in enumerate(args) if a.endswith("template.py")), None)
@@ -104,8 +106,9 @@ class Peaks:
                     members.add(child)
                     frontier.append(child)
         for pid in members & rss.keys():
-            if self.labels.get(pid, "?").startswith(("template", "?")):   # a fork names itself late
-                self.labels[pid] = _label(pid, self.root_pid)
+            label = _label(pid, self.root_pid)   # each sample: a fork execs or names itself late
+            if label != "?" or pid not in self.labels:
+                self.labels[pid] = label
             self.peaks[pid] = max(self.peaks.get(pid, 0), rss[pid] * resource.getpagesize() / 2 ** 20)
             self.cpu[pid] = cpu[pid]
 
