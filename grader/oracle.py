@@ -107,8 +107,8 @@ class _Child:
         command_r, command_w = os.pipe()
         reply_r, reply_w = os.pipe()
         spec = {"run": {"module": "grader.oracle", "path": str(Path(__file__).parent.parent)},
-                "argv": ["grader.oracle"], "name": "oracle", "fds": [[0], [1], [2]], "env": runner.child_env(), "cwd": os.getcwd(),
-                "limits": {"cpu": CPU_SECONDS, "as": ADDRESS_SPACE}}
+                "argv": ["grader.oracle"], "name": "oracle", "fds": [[0], [1], [2]], "env": runner.child_env(),
+                "cwd": os.getcwd(), "limits": {"cpu": CPU_SECONDS, "as": ADDRESS_SPACE}}
         try:
             cls.proc = runner.template(sys.executable, "torch").fork(spec, (command_r, reply_w, 2))
         except OSError as error:

@@ -293,8 +293,9 @@ def milestone_against_plain_loop(folder, arch, env):
     run = run_once(folder, parts=["milestone"], env=env, one_core=True)
     report(f"milestone only, {arch}, one core", run)
     images = points.MILESTONE_IMAGES[arch] or 10_000
-    loop = subprocess.run(["taskset", "-c", "0", sys.executable, __file__, "--plain-loop", str(folder / "milestone.pt"), str(images),
-                           str(check_milestone.BATCH)], capture_output=True, text=True, cwd=REPO, env=env, check=True)
+    loop = subprocess.run(["taskset", "-c", "0", sys.executable, __file__, "--plain-loop", str(folder / "milestone.pt"),
+                           str(images), str(check_milestone.BATCH)],
+                          capture_output=True, text=True, cwd=REPO, env=env, check=True)
     cpu, wall = (float(v) for v in loop.stdout.split())
     print(f"  a plain torch.inference_mode() loop over the same {arch} and {images:,} images: CPU {cpu:.1f} s, "
           f"wall {wall:.1f} s; the milestone part takes {run.cpu / cpu:.2f}x its CPU and {run.wall / wall:.2f}x "

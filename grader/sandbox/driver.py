@@ -16,8 +16,8 @@ bytes, one after another. The grader sends one command at a time on COMMAND_FD, 
 first, then {"nonce": str, "step": step} with the step's arrays. A step's arrays travel with it and with nothing
 else: no file holds a plan's inputs, and no value is sent before the step that uses it.
 Each command gets one reply frame on REPLY_FD (read by channel.py), carrying its nonce: {"nonce", "ok", "value" |
-"failure", "seconds"}, a returned array carried as {"__ndarray__": key}. The grader sends a nonce only when it asks, so nothing written before (at import time,
-say) can answer a call; and it times every call from outside.
+"failure", "seconds"}, a returned array carried as {"__ndarray__": key}. The grader sends a nonce only when it
+asks, so nothing written before (at import time, say) can answer a call; and it times every call from outside.
 A step: {"call": target, "args": [ref, ...], "kwargs": {name: ref}, "save": name, "pick": index into a
 returned tuple, "report": whether to send the value back}
 A target: "NAME" (an attribute of the student's module) or "builtin:NAME" (a helper below).
