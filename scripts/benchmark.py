@@ -339,6 +339,10 @@ def milestone(baseline=None):
         labels = np.random.default_rng(0).permutation([3] * 9200 + others * 88 + others[:8])   # 92 % of class 3
         write_cifar(tmp / "data", per_batch=10, test_labels=labels)
         env = dict(os.environ, CONVLAB_DATA=str(tmp / "data"), CONVLAB_DATA_UNVERIFIED="1")
+        # The cache written, as on Gradescope (setup.sh's fetch loads the data once when the image is built): no
+        # timed grade pays for unpacking the archive.
+        subprocess.run([sys.executable, "-c", "from grader.cnn import cifar10; cifar10.load('test', download=False)"],
+                       cwd=REPO, env=env, check=True)
         for arch in ("resnet20", "resnet18"):
             folder = tmp / arch
             folder.mkdir()
