@@ -4,6 +4,7 @@ Most tests drive ``sandbox.run`` with a tiny module, so each attack class costs 
 grades two whole submissions, one of which tries to harm the other.
 """
 import base64
+import dataclasses
 import errno
 import glob
 import json
@@ -143,6 +144,19 @@ def test_a_frame_over_the_cap_or_with_too_many_items_is_refused():
         channel.parse(reply([[0, 0]] * 60_000, [], b""))
     with pytest.raises(channel.Malformed):
         channel.decode(json.loads('{"__list__": [' * 40 + "]}" * 40))
+
+
+def test_answers_beyond_what_the_grader_keeps_fail_their_calls_not_the_grader():
+    # Each answer under the frame cap, but together more than the grader keeps of a plan: each call past the
+    # budget fails (its array is never decoded), and a small answer after them still counts.
+    source = "import numpy as np\ndef f():\n    return np.zeros(50_000)\ndef g():\n    return 3\n"
+    steps = [{"id": name, "call": "f"} for name in "abcd"] + [{"id": "e", "call": "g"}]
+    records = run_module(source, steps, limits=dataclasses.replace(LIMITS, kept_mb=1)).records
+    assert [records[name]["ok"] for name in "abcde"] == [True, True, False, False, True], records
+    assert records["a"]["value"].shape == (50_000,) and records["e"]["value"] == 3
+    assert records["c"]["error"] == ("returned 0.4 MB of arrays: with the answers before it, more than the 1 MB "
+                                     "the grader keeps of a group of calls (return arrays of the shape asked for)")
+    assert "value" not in records["c"]
 
 
 def run_f(body, limits=LIMITS, forbidden=(), args=()):

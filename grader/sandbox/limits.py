@@ -37,6 +37,9 @@ class Limits:
     memory_mb: int = 450           # resident memory of the child's process
     processes: int = 32            # processes and threads of the sandbox user
     file_mb: int = 64              # largest file the child may write, and largest answer it may send
+    # What the grader keeps of one plan's answers until its verdicts (the largest plan, an initializer's, sends
+    # back about 10 MB): without a cap, many answers near file_mb each would fill the grader's own memory.
+    kept_mb: int = 128
     output_kb: int = 64            # stdout + stderr kept (the rest is read and dropped)
 
 

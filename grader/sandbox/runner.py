@@ -357,6 +357,7 @@ class Run:
         self.labels = {}      # save name -> whose result it is (a student's function or class)
         self.stopped = {}     # student function -> why it is not called again
         self.over = ""        # set when the plan's time is spent: nothing more runs
+        self.kept = 0         # bytes of arrays kept from the answers so far (limits.kept_mb)
         self.spent = limits.spent if limits.spent is not None else Spent()
 
     @contextlib.contextmanager
@@ -499,10 +500,17 @@ class Run:
         record = {"ok": reply.get("ok") is True, "error": "",
                   "seconds": reply.get("seconds") if isinstance(reply.get("seconds"), float) else 0.0}
         if record["ok"] and "id" in step:
-            try:
-                record["value"] = channel.decode(reply.get("value"), reply["arrays"])
-            except channel.Malformed as error:
-                record.update(ok=False, error=f"returned something the grader cannot read ({error})")
+            size = len(reply["arrays"].body)
+            if self.kept + size > self.limits.kept_mb << 20:
+                record.update(ok=False, error=f"returned {size / 2 ** 20:.1f} MB of arrays: with the answers "
+                              f"before it, more than the {self.limits.kept_mb} MB the grader keeps of a group of "
+                              "calls (return arrays of the shape asked for)")
+            else:
+                try:
+                    record["value"] = channel.decode(reply.get("value"), reply["arrays"])
+                    self.kept += size
+                except channel.Malformed as error:
+                    record.update(ok=False, error=f"returned something the grader cannot read ({error})")
         elif not record["ok"]:
             record["error"] = self.message(reply)
             record["in_place"] = channel.in_place_edit(reply.get("failure"), self.files)
