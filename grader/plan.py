@@ -122,36 +122,67 @@ def _dotted(node, bound):
     return None
 
 
+SHOWN_HOPS = 3   # helpers named in a reason ("calls a, which calls b, ..."); a longer chain is counted
+
+
 def static_violations(source, modules):
     """{top-level function: reason} for functions that use a forbidden module (dotted names: ``torch``,
     ``scipy.signal``), directly or through another top-level function of the same file. Read from the source
-    in the grader's own process: this, not anything a child reports, decides a point."""
+    in the grader's own process: this, not anything a child reports, decides a point. Linear in the file's size,
+    whatever its shape (chains of attributes, of helpers): no part's budget is charged for it."""
     tree = parse_source(source)
     if tree is None:   # it cannot be imported either, and that is its verdict
         return {}
 
     def forbidden(full):
-        return full is not None and any(full == m or full.startswith(m + ".") for m in modules)
+        """The forbidden module ``full`` names (its shortest, where two are listed), or None."""
+        if full is None:
+            return None
+        return min((m for m in modules if full == m or full.startswith(m + ".")), default=None, key=len)
 
     module_level = bindings(ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
                                         type_ignores=[]))
     functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    result, calls = {}, {}
+    direct, calls = {}, {}
     for name, node in functions.items():
-        bound = {**module_level, **bindings(node)}
-        reasons = {f"uses {full}" for key, full in bindings(node).items() if forbidden(full)}
-        for child in ast.walk(node):
-            if isinstance(child, (ast.Name, ast.Attribute)) and forbidden(_dotted(child, bound)):
-                reasons.add(f"uses {_dotted(child, bound)}")
+        own = bindings(node)
+        bound = {**module_level, **own}
+        reasons = {f"uses {full}" for full in own.values() if forbidden(full)}
+        nodes = list(ast.walk(node))
+        # A chain a.b.c is read once, from its outermost attribute: its shortest forbidden prefix is the module.
+        inner = {id(n.value) for n in nodes if isinstance(n, ast.Attribute)}
+        for child in nodes:
+            if isinstance(child, (ast.Name, ast.Attribute)) and id(child) not in inner:
+                module = forbidden(_dotted(child, bound))
+                if module:
+                    reasons.add(f"uses {module}")
         if reasons:
-            result[name] = sorted(reasons)[0]
-        calls[name] = {c.id for c in ast.walk(node) if isinstance(c, ast.Name) and c.id in functions}
-    changed = True
-    while changed:  # through helpers: a function calling a forbidden helper is forbidden too
-        changed = False
-        for name, callees in calls.items():
-            bad = sorted(c for c in callees if c in result and c != name)
-            if name not in result and bad:
-                result[name] = f"calls {bad[0]}, which {result[bad[0]]}"
-                changed = True
+            direct[name] = sorted(reasons)[0]
+        calls[name] = {c.id for c in nodes if isinstance(c, ast.Name) and c.id in functions and c.id != name}
+    # Through helpers, breadth first from the direct uses: a function calling a forbidden one is forbidden too,
+    # by its shortest path (the alphabetically first callee where two are as short).
+    callers = {name: set() for name in functions}
+    for name, callees in calls.items():
+        for callee in callees:
+            callers[callee].add(name)
+    via, origin, hops = {}, dict(direct), dict.fromkeys(direct, 0)
+    frontier = set(direct)
+    while frontier:
+        found = {}
+        for callee in frontier:
+            for caller in callers[callee]:
+                if caller not in origin:
+                    found[caller] = min(found.get(caller, callee), callee)
+        for caller, callee in found.items():
+            via[caller], origin[caller], hops[caller] = callee, origin[callee], hops[callee] + 1
+        frontier = set(found)
+    result = dict(direct)
+    for name in via:
+        path, step = [], name
+        while step in via and len(path) < SHOWN_HOPS:
+            step = via[step]
+            path.append(step)
+        more = hops[name] - len(path)
+        result[name] = "calls " + ", which calls ".join(path) + (f" (and through {more} more functions)" if more
+                                                                 else "") + f", which {origin[name]}"
     return result

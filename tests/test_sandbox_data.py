@@ -21,6 +21,7 @@ from grader.cnn.check_milestone import inspect
 from grader.cnn.rules import MAX_SOURCE_BYTES
 from grader.grade import grade, grade_to_file
 from grader.paths import solutions_dir
+from grader.plan import static_violations
 from grader.sandbox import channel
 from grader.results import table
 from support import solution
@@ -130,6 +131,35 @@ def test_source_too_deep_for_the_parser_costs_its_part_not_the_run(tmp_path):
     assert tests and all(t.score == 0 for t in tests)
     assert all("could not be imported" in t.output for t in tests), [t.output for t in tests]
     assert extra["extra_data"]["review"] == {}
+
+
+def test_forbidden_uses_are_found_through_helpers_and_said_in_a_bounded_sentence():
+    source = textwrap.dedent("""
+        import scipy as sp
+        from torch.nn import functional as F
+        def a():
+            return sp.signal.correlate2d(1, 2)
+        def b():
+            return F.conv2d
+        def c():
+            return a() + b()
+        def d():
+            return c()
+        def e(x):
+            return x.torch.zeros   # an attribute named torch, not the module
+        """).encode()
+    assert static_violations(source, ("torch", "scipy.signal")) == {
+        "a": "uses scipy.signal", "b": "uses torch", "c": "calls a, which uses scipy.signal",
+        "d": "calls c, which calls a, which uses scipy.signal"}
+    # A chain of 3,000 helpers: each reason names three and counts the rest (a reason spelling the whole chain
+    # made the reasons' text grow with the square of its length), and every function of the chain is caught.
+    chain = "import torch\n" + "".join(f"def f{i}():\n    return f{i + 1}()\n" for i in range(3000)) \
+        + "def f3000():\n    return torch.zeros(1)\n"
+    reasons = static_violations(chain.encode(), ("torch",))
+    assert len(reasons) == 3001
+    assert reasons["f0"] == ("calls f1, which calls f2, which calls f3 (and through 2997 more functions), which "
+                             "uses torch")
+    assert reasons["f2998"] == "calls f2999, which calls f3000, which uses torch"
 
 
 def test_a_zero_size_weight_fails_a_case_not_the_resnet_part(tmp_path):
