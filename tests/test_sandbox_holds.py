@@ -115,6 +115,8 @@ def test_an_array_listing_claiming_more_than_its_bytes_is_refused_before_allocat
         read(reply({"__ndarray__": "0"}, [["0", "<f8", [1e999]]], b""))      # JSON's 1e999 is a float
     with pytest.raises(channel.Malformed):
         read(reply({"__ndarray__": "1"}, [["0", "<f8", [1]]], b"\0" * 8))   # an array it did not send
+    with pytest.raises(channel.Malformed):   # one array named 100,000 times: 100,000 copies of its bytes
+        read(reply({"__list__": [{"__ndarray__": "0"}] * 100_000}, [["0", "<f8", [1 << 20]]], b"\0" * (8 << 20)))
 
 
 @pytest.mark.parametrize("dtype", ["<U1", "|O", "|V8", "|S8", "<c16", "[('a', '<f8')]", "(2,)<f8", 3])

@@ -75,7 +75,9 @@ def parse(frame):
 
 class Arrays:
     """The arrays a frame carries: its listing ([key, dtype, shape] each) over the bytes after its JSON, checked
-    as a whole at the first array asked for (plain numbers, sizes that add up to the bytes exactly)."""
+    as a whole at the first array asked for (plain numbers, sizes that add up to the bytes exactly). Each is read
+    once: the driver sends an array for every place a value holds one, so a key referred to twice is forged (and
+    would copy its bytes as often as the value names it)."""
 
     def __init__(self, listing, body):
         self.listing, self.body, self.places = listing, body, None
@@ -84,8 +86,8 @@ class Arrays:
         if self.places is None:
             self.places = self._places()
         if not isinstance(key, str) or key not in self.places:
-            raise Malformed("an array it did not send")
-        dtype, shape, offset = self.places[key]
+            raise Malformed("an array it did not send, or the same one twice")
+        dtype, shape, offset = self.places.pop(key)
         count = 1
         for n in shape:
             count *= n
