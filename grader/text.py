@@ -32,10 +32,23 @@ def clean_text(text, limit=300, lines=False):
     return text + "..." if cut else text
 
 
-@functools.lru_cache(maxsize=8)   # a file is parsed once, however many of its calls fail (treat it as read-only)
+# A dotted name of more than 32 parts (``a.b.c...``, spaces and line continuations allowed between them). Python's
+# parser rebuilds an import's dotted name at every dot: memory grows with the square of its length (50,000
+# parts, 100 KB of source, took 2.7 GB), so such a file is not parsed here. No module path comes near 32 parts.
+_NAME_GAP = r"[ \t\f]*(?:\\\r?\n[ \t\f]*)*"
+LONG_DOTTED = r"(?<![\w.])\w+(?:" + _NAME_GAP + r"\." + _NAME_GAP + r"\w+){32}"
+_LONG_DOTTED = {str: re.compile(LONG_DOTTED), bytes: re.compile(LONG_DOTTED.encode())}
+
+
+# A file is parsed once, however many of its calls fail (treat the tree as read-only); the last file's tree only
+# (as bytes and as text), since a tree takes hundreds of bytes a node.
+@functools.lru_cache(maxsize=2)
 def parse_source(source):
     """The AST of a student's file, or None where it cannot be had (a syntax error, or code nested so deeply
-    that the parser runs out of stack or memory: the student's problem, never the grader's)."""
+    that the parser runs out of stack or memory, or with a dotted name too long to parse safely: the student's
+    problem, never the grader's)."""
+    if _LONG_DOTTED[type(source)].search(source):
+        return None
     try:
         return ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):

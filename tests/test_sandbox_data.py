@@ -22,6 +22,7 @@ from grader.cnn.rules import MAX_SOURCE_BYTES
 from grader.grade import grade, grade_to_file
 from grader.paths import solutions_dir
 from grader.plan import static_violations
+from grader.text import parse_source
 from grader.sandbox import channel
 from grader.results import table
 from support import solution
@@ -160,6 +161,17 @@ def test_forbidden_uses_are_found_through_helpers_and_said_in_a_bounded_sentence
     assert reasons["f0"] == ("calls f1, which calls f2, which calls f3 (and through 2997 more functions), which "
                              "uses torch")
     assert reasons["f2998"] == "calls f2999, which calls f3000, which uses torch"
+
+
+def test_a_dotted_name_too_long_to_parse_safely_is_not_parsed_in_the_grader():
+    # Python's parser holds an import's dotted name rebuilt at every dot: 50,000 parts took 2.7 GB of the
+    # grading process. Past 32 parts (spaces and line continuations between them count too) the grader does not
+    # parse the file; the child that imports it is the one held to a memory limit.
+    for joined in (".", " . ", ".\\\n    "):
+        assert parse_source("import " + joined.join(["a"] * 32) + "\n") is not None
+        assert parse_source(("import " + joined.join(["a"] * 33) + "\n").encode()) is None
+    assert parse_source(b"import " + b".".join([b"a"] * 50_000) + b"\n") is None
+    assert parse_source("x = self.layer1[0].conv1.weight.grad\n") is not None
 
 
 def test_a_zero_size_weight_fails_a_case_not_the_resnet_part(tmp_path):

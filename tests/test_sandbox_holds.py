@@ -115,6 +115,9 @@ def test_an_array_listing_claiming_more_than_its_bytes_is_refused_before_allocat
         read(reply({"__ndarray__": "0"}, [["0", "<f8", [1e999]]], b""))      # JSON's 1e999 is a float
     with pytest.raises(channel.Malformed):
         read(reply({"__ndarray__": "1"}, [["0", "<f8", [1]]], b"\0" * 8))   # an array it did not send
+    with pytest.raises(channel.Malformed):   # text no driver sends: Python would hold it at 4 bytes a character
+        head = json.dumps({"ok": True, "value": "\U0001F600" + "a" * 1000, "arrays": []}, ensure_ascii=False)
+        read(driver.LENGTH.pack(len(head.encode())) + head.encode())
     with pytest.raises(channel.Malformed):   # one array named 100,000 times: 100,000 copies of its bytes
         read(reply({"__list__": [{"__ndarray__": "0"}] * 100_000}, [["0", "<f8", [1 << 20]]], b"\0" * (8 << 20)))
 
@@ -156,8 +159,8 @@ def test_answers_beyond_what_the_grader_keeps_fail_their_calls_not_the_grader():
     records = run_module(source, steps, limits=dataclasses.replace(LIMITS, kept_mb=1)).records
     assert [records[name]["ok"] for name in "abcde"] == [True, True, False, False, True], records
     assert records["a"]["value"].shape == (50_000,) and records["e"]["value"] == 3
-    assert records["c"]["error"] == ("returned 0.4 MB of arrays: with the answers before it, more than the 1 MB "
-                                     "the grader keeps of a group of calls (return arrays of the shape asked for)")
+    assert records["c"]["error"] == ("returned 0.4 MB: with the answers before it, more than the 1 MB the grader "
+                                     "keeps of a group of calls (return arrays of the shape asked for)")
     assert "value" not in records["c"]
 
 

@@ -46,21 +46,22 @@ def frames(buffer, cap):
             raise Malformed(f"a result larger than {cap >> 20} MB")
         if len(buffer) < LENGTH.size + length:
             break
-        out.append(bytes(buffer[LENGTH.size:LENGTH.size + length]))
+        with memoryview(buffer) as view:   # one copy of a frame of up to ``cap``, not two
+            out.append(bytes(view[LENGTH.size:LENGTH.size + length]))
         del buffer[:LENGTH.size + length]
     return out
 
 
 def parse(frame):
-    """A frame's JSON object, parsed only when its item count is bounded; its "arrays" is replaced by an
-    ``Arrays`` over the bytes that follow the JSON, for ``decode``."""
+    """A frame's JSON object, parsed only when it is ASCII (as the driver's JSON is: text that is not would take
+    Python four bytes a character) and its item count is bounded. Its "arrays" is replaced by an ``Arrays`` over
+    the bytes that follow the JSON, for ``decode``, and its "size" by the frame's length."""
     if len(frame) < LENGTH.size:
         raise Malformed("not a result")
     (size,) = LENGTH.unpack_from(frame)
-    head = memoryview(frame)[LENGTH.size:LENGTH.size + size]
-    if len(head) < size:
+    head = frame[LENGTH.size:LENGTH.size + size]
+    if len(head) < size or not head.isascii():
         raise Malformed("not a result")
-    head = bytes(head)
     if sum(head.count(c) for c in (b",", b"[", b"{", b":")) > MAX_ITEMS:
         raise Malformed("too many items")
     try:
@@ -69,7 +70,7 @@ def parse(frame):
         raise Malformed("not JSON") from error
     if not isinstance(value, dict):
         raise Malformed("not an object")
-    value["arrays"] = Arrays(value.get("arrays"), memoryview(frame)[LENGTH.size + size:])
+    value["arrays"], value["size"] = Arrays(value.get("arrays"), memoryview(frame)[LENGTH.size + size:]), len(frame)
     return value
 
 

@@ -500,15 +500,15 @@ class Run:
         record = {"ok": reply.get("ok") is True, "error": "",
                   "seconds": reply.get("seconds") if isinstance(reply.get("seconds"), float) else 0.0}
         if record["ok"] and "id" in step:
-            size = len(reply["arrays"].body)
-            if self.kept + size > self.limits.kept_mb << 20:
-                record.update(ok=False, error=f"returned {size / 2 ** 20:.1f} MB of arrays: with the answers "
-                              f"before it, more than the {self.limits.kept_mb} MB the grader keeps of a group of "
-                              "calls (return arrays of the shape asked for)")
+            if self.kept + reply["size"] > self.limits.kept_mb << 20:
+                record.update(ok=False, error=f"returned {reply['size'] / 2 ** 20:.1f} MB: with the answers before "
+                              f"it, more than the {self.limits.kept_mb} MB the grader keeps of a group of calls "
+                              "(return arrays of the shape asked for)")
             else:
                 try:
-                    record["value"] = channel.decode(reply.get("value"), reply["arrays"])
-                    self.kept += size
+                    with self.charged():   # reading what the child sent is work it made for the grader
+                        record["value"] = channel.decode(reply.get("value"), reply["arrays"])
+                    self.kept += reply["size"]
                 except channel.Malformed as error:
                     record.update(ok=False, error=f"returned something the grader cannot read ({error})")
         elif not record["ok"]:
