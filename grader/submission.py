@@ -45,6 +45,12 @@ def _limit(name):
     return MAX_CHECKPOINT_BYTES if name.endswith(".pt") else MAX_SOURCE_BYTES
 
 
+def _bytes_words(count, digits=0):
+    """``count`` bytes in MB, or in KB below one MB: "2.0 MB", "512 KB"."""
+    unit, name = (2 ** 20, "MB") if count >= 2 ** 20 else (2 ** 10, "KB")
+    return f"{count / unit:.{digits}f} {name}"
+
+
 def _pick(candidates, allowed):
     """``candidates``: (relative posix path, size, modification time, reader). Of the places a file is found,
     the top level wins, then the newest one folder deep; deeper ones are not graded. Returns the files read,
@@ -75,7 +81,8 @@ def _pick(candidates, allowed):
                 f"{' and '.join(deep)} {'was' if len(deep) == 1 else 'were'} not ({DEPTH_RULE}: to have another " \
                 "copy graded, upload it at the top level)"
         if size > _limit(name):
-            skipped[name] = f"{path} is {size / 2**20:.1f} MB, over the {_limit(name) / 2**20:.0f} MB limit: not graded"
+            skipped[name] = (f"{path} is {_bytes_words(size, 1)}, over the {_bytes_words(_limit(name))} limit: "
+                             "not graded")
         else:
             files[name] = read()
     return files, skipped, notes

@@ -248,7 +248,7 @@ def test_escape_sequences_in_a_zip_members_name_reach_no_one(tmp_path):
     data = json.loads((tmp_path / "results.json").read_text())
     assert_clean(data)
     assert "\x1b" not in table(tests)
-    assert "homework/layers.py is 2.0 MB, over the 2 MB limit" in data["tests"][0]["output"], data["tests"][0]
+    assert "homework/layers.py is 512.0 KB, over the 512 KB limit" in data["tests"][0]["output"], data["tests"][0]
 
 
 def test_a_folder_name_that_is_not_utf8_leaves_no_surrogate_in_results(tmp_path):

@@ -145,7 +145,7 @@ def check_source(path, work):
     """The problems of one .py file: size, syntax, forbidden imports, importing alone, signatures."""
     name = path.name
     if path.stat().st_size > rules.MAX_SOURCE_BYTES:
-        return [f"{name} is over {rules.MAX_SOURCE_BYTES >> 20} MB: the autograder will not read it"]
+        return [f"{name} is over {rules.MAX_SOURCE_BYTES >> 10} KB: the autograder will not read it"]
     source = path.read_text(encoding="utf-8", errors="replace")
     try:
         tree = ast.parse(source, filename=name)
