@@ -257,7 +257,7 @@ def test_a_folder_name_that_is_not_utf8_leaves_no_surrogate_in_results(tmp_path)
     grade_to_file(folder, tmp_path / "results.json", parts=["layers"], log=lambda message: None)
     data = json.loads((tmp_path / "results.json").read_text())
     assert_clean(data)
-    assert "homework/layers.py is 2.0 MB" in data["tests"][0]["output"], data["tests"][0]["output"]
+    assert "homework/layers.py is 512.0 KB" in data["tests"][0]["output"], data["tests"][0]["output"]
 
 
 def test_a_long_arch_string_is_cut(tmp_path):
