@@ -64,8 +64,7 @@ class InProcessChild:
         try:
             # Fresh objects and read-only arrays, as the child reads them (`is` tells).
             command, self.runner.arrays = unpack(pack(command, arrays or {})[LENGTH.size:])
-            reply, arrays = (self.runner.import_module(), {}) if command.get("import") \
-                else self.runner.run_step(command["step"])
+            reply, arrays = self.runner.answer(command)
         except TimeoutError:
             raise Ended(f"timed out after {min(seconds, CALL_SECONDS):.2g} s") from None
         finally:

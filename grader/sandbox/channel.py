@@ -88,14 +88,12 @@ class Arrays:
             self.places = self._places()
         if not isinstance(key, str) or key not in self.places:
             raise Malformed("an array it did not send, or the same one twice")
-        dtype, shape, offset = self.places.pop(key)
-        count = 1
-        for n in shape:
-            count *= n
+        dtype, shape, offset, count = self.places.pop(key)
         return np.frombuffer(self.body, dtype, count, offset).reshape(shape).copy()
 
     def _places(self):
-        """{key: (dtype, shape, offset)}; raises Malformed unless every entry is plain and the sizes add up."""
+        """{key: (dtype, shape, offset, count)}; raises Malformed unless every entry is plain and the sizes add
+        up."""
         if not isinstance(self.listing, list):
             raise Malformed("no list of its arrays")
         places, offset = {}, 0
@@ -117,7 +115,7 @@ class Arrays:
                 count *= n
                 if count > MAX_ELEMENTS:
                     raise Malformed("an array larger than the grader reads")
-            places[key] = (dtype, tuple(shape), offset)
+            places[key] = (dtype, tuple(shape), offset, count)
             offset += count * dtype.itemsize
         if offset != len(self.body):
             raise Malformed("arrays whose sizes do not match their bytes")

@@ -341,6 +341,10 @@ class Runner:
         except Exception as error:  # the student's exception: report it, go on with the next step
             return {"ok": False, "failure": failure(error, self.task["student_dir"])}, {}
 
+    def answer(self, command):
+        """The reply to ``command`` (the import, or a step), and the arrays it carries."""
+        return (self.import_module(), {}) if command.get("import") else self.run_step(command["step"])
+
     def import_module(self):
         import importlib
         try:
@@ -354,7 +358,7 @@ class Runner:
             sys.meta_path.insert(0, Placeholders(tuple(self.task["forbidden"])))
         for command, self.arrays in self.commands:
             started = time.perf_counter()
-            reply, arrays = (self.import_module(), {}) if command.get("import") else self.run_step(command["step"])
+            reply, arrays = self.answer(command)
             self.arrays = {}
             self.send(dict(reply, nonce=command["nonce"], seconds=time.perf_counter() - started), arrays)
 

@@ -357,7 +357,7 @@ class Run:
         self.labels = {}      # save name -> whose result it is (a student's function or class)
         self.stopped = {}     # student function -> why it is not called again
         self.over = ""        # set when the plan's time is spent: nothing more runs
-        self.kept = 0         # bytes of arrays kept from the answers so far (limits.kept_mb)
+        self.kept = 0         # bytes of the answers kept so far, whole frames (limits.kept_mb)
         self.spent = limits.spent if limits.spent is not None else Spent()
 
     @contextlib.contextmanager

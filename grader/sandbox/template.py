@@ -170,8 +170,7 @@ class Template:
 
     def fork(self, spec, fds):
         """A child for ``spec`` (run, argv, env, cwd, the numbers ``fds`` take in it, its process name, and tighten's
-        fields);
-        raises OSError where the template cannot fork."""
+        fields); raises OSError where the template cannot fork."""
         socket.send_fds(self.requests, [json.dumps(spec).encode()], list(fds))
         answer = self.requests.recv(64)
         if not answer:
